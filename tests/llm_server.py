@@ -1,0 +1,81 @@
+"""A real OpenAI-compatible server for tests: llama-cpp-python's server on SmolLM2-135M.
+
+Import the fixture into a test module (`from llm_server import llm_server`) or into conftest.
+`start_server` also works outside pytest.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tutor.models import resolve_gguf
+
+ALIAS = "smollm2"
+N_CTX = 2048
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    base_url: str  # ends in /v1
+    model: str     # the served alias
+    n_ctx: int
+    model_path: Path
+    log_path: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def start_server(model_path: Path, log_path: Path, alias: str = ALIAS,
+                 n_ctx: int = N_CTX) -> Iterator[LlamaServer]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+           "--model_alias", alias]
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", alias, n_ctx, model_path, log_path)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: "
+                                   f"{log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server did not answer within {START_TIMEOUT_S:g} s")
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    tmp = tmp_path_factory.mktemp("llm_server")
+    path = resolve_gguf("smollm2-135m", tmp)
+    with start_server(path, tmp / "server.log") as server:
+        yield server

@@ -1,0 +1,61 @@
+"""`Tutor`: the one object the CLI, the web UI and the evals call.
+
+It owns the lazily-loaded heavy parts (embedder, index, LLM) so that a long-lived process (the UI,
+an eval run) loads each once; it holds no per-conversation state, so one instance can serve many.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .embedding import Embedder
+from .index import IndexData, IngestReport, Reporter, ingest, live_generation, load_index
+from .models import Progress
+from .retrieval import Retriever
+from .types import SearchResult
+
+
+class Tutor:
+    def __init__(self, settings: Settings | None = None, progress: Progress | None = None):
+        self.settings = settings or load_settings()
+        self.progress = progress
+        self._lock = threading.RLock()
+        self._embedder: Embedder | None = None
+        self._index: IndexData | None = None
+        self._retriever: Retriever | None = None
+
+    # ---- corpus → index ----------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.settings, progress=self.progress)
+            return self._embedder
+
+    def ingest(self, reporter: Reporter | None = None, rebuild: bool = False) -> IngestReport:
+        report = ingest(self.settings, reporter, rebuild=rebuild, embedder=self.embedder)
+        with self._lock:
+            self._index = self._retriever = None
+        return report
+
+    # ---- retrieval ---------------------------------------------------------------------------
+    @property
+    def index(self) -> IndexData:
+        with self._lock:
+            gen = live_generation(self.settings.index_dir)
+            if self._index is None or gen is None or Path(self._index.path) != gen:
+                self._index = load_index(self.settings.index_dir)  # picks up a newer ingest
+                self._retriever = None
+            return self._index
+
+    @property
+    def retriever(self) -> Retriever:
+        index = self.index
+        with self._lock:
+            if self._retriever is None or self._retriever.index is not index:
+                self._retriever = Retriever(index, self.embedder, self.settings)
+            return self._retriever
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
+        return self.retriever.search(query, k=k, mode=mode)

@@ -1,0 +1,217 @@
+"""`tutor` — the terminal shell over `Tutor`. Parses flags, calls the API, renders with rich.
+
+Errors the user can fix are caught at this boundary and printed as one line (exit code 1/2);
+nothing below this layer prints.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import ConfigError, Settings, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _config_epilog() -> str:
+    try:
+        s = load_settings()
+    except Exception as e:  # a bad config must not break --help
+        return f"config error: {e}"
+    keys = ("corpus_dir", "index_dir", "home", "embedder", "retrieval_mode", "backend", "model", "base_url")
+    return "Effective config (defaults → tutor.toml → TUTOR_* env): " + "; ".join(
+        f"{k}={getattr(s, k)}" for k in keys) + ". Full list: `tutor models`."
+
+
+app = typer.Typer(help="用AI学AI — an AI tutor that answers from your notes and papers, with citations.",
+                  epilog=_config_epilog(), no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+
+_state: dict = {}
+
+
+@app.callback()
+def _root(config: Optional[Path] = typer.Option(None, "--config", help="a tutor.toml to read")):
+    _state["config"] = config
+
+
+def settings(**overrides) -> Settings:
+    return load_settings(_state.get("config"), **overrides)
+
+
+@contextmanager
+def user_errors():
+    """Turn the errors a user can fix into one red line and exit code 1."""
+    from .corpus import CorpusError
+    from .index import IndexError_
+    from .models import ModelError
+
+    known: tuple[type[BaseException], ...] = (ConfigError, CorpusError, IndexError_, ModelError, ValueError,
+                                              FileNotFoundError)
+    try:
+        from .llm.base import LLMError
+
+        known += (LLMError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from .evaluation.dataset import DatasetError
+
+        known += (DatasetError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        yield
+    except known as e:
+        msg = str(e)
+        err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130)
+
+
+class RichReporter:
+    """Index progress → rich progress bars."""
+
+    def __init__(self, progress: Progress):
+        self.p, self.task = progress, None
+
+    def status(self, message: str) -> None:
+        self.p.console.print(f"[dim]{message}[/dim]")
+
+    def start(self, label: str, total: int) -> None:
+        if self.task is not None:
+            self.p.update(self.task, visible=False)
+        self.task = self.p.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self.p.advance(self.task, n)
+
+    def warn(self, message: str) -> None:
+        self.p.console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def _make_tutor(s: Settings):
+    from .api import Tutor
+
+    return Tutor(s, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+
+
+@app.command("ingest")
+def ingest_cmd(
+    corpus: Optional[Path] = typer.Argument(None, help="folder of .md/.txt/.pdf (default: corpus/)"),
+    index: Optional[Path] = typer.Option(None, "--index", help="index folder (default: index/)"),
+    rebuild: bool = typer.Option(False, "--rebuild", help="re-embed everything"),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size"),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Chunk, embed and index a corpus folder (incremental: only new/changed files)."""
+    with user_errors():
+        s = settings(corpus_dir=corpus, index_dir=index, chunk_size=chunk_size)
+        tutor = _make_tutor(s)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True, disable=json_out) as p:
+            report = tutor.ingest(RichReporter(p), rebuild=rebuild)
+        if json_out:
+            from dataclasses import asdict
+
+            print(json.dumps(asdict(report), ensure_ascii=False, indent=1))
+            return
+        if report.rebuild_reason:
+            err.print(f"[yellow]full rebuild:[/yellow] {report.rebuild_reason}")
+        for w in report.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}")
+        if report.noop:
+            console.print(f"index is up to date ({report.files_total} files, {report.chunks} chunks) — nothing to do")
+        else:
+            console.print(
+                f"indexed {report.files_total} files → {report.chunks} chunks in {report.seconds['total']:.1f}s "
+                f"(added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
+                f"unchanged {report.unchanged}, skipped {len(report.skipped)}; embedded {report.embedded} chunks)")
+
+
+def _snippet(text: str, n: int = 110) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+@app.command("search")
+def search_cmd(
+    query: str = typer.Argument(..., help="the question"),
+    k: int = typer.Option(5, "-k", "--top-k"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | dense | bm25"),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Show the passages the tutor would answer from."""
+    with user_errors():
+        if not query.strip():
+            raise ValueError("empty question: ask something, e.g. tutor search \"什么是残差连接？\"")
+        result = _make_tutor(settings()).search(query, k=k, mode=mode)
+        if json_out:
+            print(json.dumps(result.to_dict(), ensure_ascii=False))
+            return
+        table = Table(show_lines=False, title=f"{query}  ({result.timings_ms.get('total', 0):.0f} ms)")
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("source")
+        table.add_column("page", justify="right")
+        table.add_column("passage")
+        for h in result.hits:
+            c = h.chunk
+            src = " › ".join(x for x in (c.title, c.section) if x)
+            table.add_row(str(h.rank), f"{h.score:.4f}", f"{src}\n[dim]{c.file}[/dim]",
+                          "" if c.page is None else str(c.page), _snippet(c.text))
+        console.print(table)
+
+
+@app.command("models")
+def models_cmd(json_out: bool = typer.Option(False, "--json")):
+    """List the configured models, where they live and their state, plus the effective config."""
+    from .models import GGUF_PRESETS, embedder_state, gguf_state
+
+    with user_errors():
+        s = settings()
+        rows = [{"role": "embedder", "name": s.embedder, "state": embedder_state(s.embedder, s.home)}]
+        for name, preset in GGUF_PRESETS.items():
+            mark = " (configured)" if s.backend == "llamacpp" and s.model == name else ""
+            rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.home),
+                         "about": preset.description})
+        if s.backend != "llamacpp":
+            rows.append({"role": f"llm ({s.backend})", "name": s.model, "state": s.base_url})
+        if json_out:
+            print(json.dumps({"models": rows, "config": s.as_dict()}, ensure_ascii=False, indent=1))
+            return
+        t = Table(title=f"models (cache: {s.home})")
+        for col in ("role", "name", "state"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["role"], r["name"], r["state"])
+        console.print(t)
+        c = Table(title="effective config (defaults → tutor.toml → TUTOR_* env)")
+        c.add_column("setting")
+        c.add_column("value")
+        for k, v in s.as_dict().items():
+            c.add_row(k, str(v))
+        console.print(c)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as e:
+        err.print(f"error: {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The one settings object: defaults in code → `tutor.toml` → `TUTOR_*` env vars → CLI flags.
+
+This is the only module that reads the environment; everything else receives a `Settings`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, get_type_hints
+
+import platformdirs
+
+ENV_PREFIX = "TUTOR_"
+CONFIG_FILE = "tutor.toml"
+
+
+class ConfigError(ValueError):
+    """A bad setting: shown to the user as one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # paths
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    home: Path = Path(platformdirs.user_cache_dir("tutor"))  # model cache; TUTOR_HOME overrides
+    # embedding: a preset name, a local sentence-transformers folder or a hub id
+    embedder: str = "multilingual-e5-small"
+    query_prompt: str | None = None  # None: take the preset's / model's own prompts
+    passage_prompt: str | None = None
+    embed_batch_size: int = 32
+    # chunking (characters); chosen on the dev set, see README "Numbers"
+    chunk_size: int = 500
+    chunk_overlap: int = 80
+    # retrieval
+    retrieval_mode: str = "hybrid"  # hybrid | dense | bm25
+    top_k: int = 5
+    candidates: int = 30  # per retriever, before fusion
+    rrf_k: int = 60
+    cross_lingual: bool = True  # bilingual query expansion (zh↔en glossary)
+    # answering
+    backend: str = "llamacpp"  # llamacpp | openai | vllm
+    model: str = "qwen2.5-coder-0.5b"  # preset name, GGUF path, or served model name
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str = "EMPTY"
+    timeout_s: float = 120.0
+    retries: int = 2
+    max_tokens: int = 512
+    temperature: float | None = None  # None: model default (0 for most, 0.6 for R1 distills)
+    top_p: float | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    relevance_threshold: float = 0.80  # dense cosine; below it we refuse without calling the LLM
+    answer_k: int = 4  # sources handed to the LLM
+    # judging (evals): configured apart from the answering model
+    judge: str = "lexical"  # lexical | llm
+    judge_backend: str = "llamacpp"
+    judge_model: str = "qwen2.5-coder-0.5b"
+    judge_base_url: str = "http://127.0.0.1:8000/v1"
+    # UI
+    host: str = "127.0.0.1"
+    port: int = 7860
+    feedback_path: Path = Path("feedback/feedback.jsonl")
+
+    def replace(self, **changes: Any) -> "Settings":
+        """Apply overrides (e.g. CLI flags), ignoring those left as None."""
+        clean = {k: _coerce(k, v) for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **clean)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
+                for f in fields(self)}
+
+
+_HINTS = get_type_hints(Settings)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _HINTS:
+        raise ConfigError(f"unknown setting {name!r}")
+    hint = str(_HINTS[name])
+    if value is None or (isinstance(value, str) and value == "" and "None" in hint):
+        return None
+    try:
+        if "Path" in hint:
+            return Path(value).expanduser()
+        if "bool" in hint:
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if "int" in hint and "float" not in hint:
+            return int(value)
+        if "float" in hint:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r}: cannot read {value!r} as {hint}") from None
+    return str(value) if not isinstance(value, str) else value
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the effective settings. `env` defaults to os.environ (tests pass their own)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env
+                           else Path(CONFIG_FILE))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        data = data.get("tutor", data)
+        for k, v in data.items():
+            values[k] = _coerce(k, v)
+    elif config_file is not None:
+        raise ConfigError(f"config file not found: {path}")
+    names = {f.name for f in fields(Settings)}
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG":
+            name = key[len(ENV_PREFIX):].lower()
+            if name in names:
+                values[name] = _coerce(name, raw)
+    return Settings(**values).replace(**overrides)

@@ -1,0 +1,186 @@
+"""Corpus folder → `Document`s: notes (.md/.txt) whole, PDFs page by page.
+
+Bad files never stop an ingest: they are skipped with a one-line warning (returned, not printed,
+so the CLI and UI decide how to show them).
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .types import Document
+
+TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
+PDF_SUFFIXES = {".pdf"}
+IGNORE_FILE = ".tutorignore"
+
+
+class CorpusError(RuntimeError):
+    """The corpus as a whole is unusable (missing, empty)."""
+
+
+@dataclass
+class SourceFile:
+    path: Path  # absolute
+    rel: str  # relative to the corpus dir, posix
+    sha256: str
+
+
+@dataclass
+class LoadReport:
+    documents: list[Document] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _ignore_patterns(root: Path) -> list[str]:
+    f = root / IGNORE_FILE
+    if not f.is_file():
+        return []
+    lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    parts = rel.split("/")
+    for pat in patterns:
+        pat = pat.rstrip("/")
+        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts):
+            return True
+    return False
+
+
+def scan(corpus_dir: Path) -> list[SourceFile]:
+    """List ingestible files with their content hash (the basis of incremental ingest)."""
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder not found: {root}")
+    patterns = _ignore_patterns(root)
+    files = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if not p.is_file() or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if p.suffix.lower() not in TEXT_SUFFIXES | PDF_SUFFIXES or _ignored(rel, patterns):
+            continue
+        files.append(SourceFile(p, rel, hashlib.sha256(p.read_bytes()).hexdigest()))
+    if not files:
+        raise CorpusError(f"no .md/.txt/.pdf files in corpus folder {root}")
+    return files
+
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def note_title(text: str, fallback: str) -> str:
+    """Front-matter `title:` if any, else the first heading, else the file stem."""
+    fm = _FRONT_MATTER.match(text)
+    if fm:
+        m = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", fm.group(1), re.M)
+        if m:
+            return m.group(1)
+    m = _HEADING.search(text)
+    return _strip_md(m.group(1)) if m else fallback
+
+
+def _strip_md(s: str) -> str:
+    return re.sub(r"[*_`]+", "", s).strip()
+
+
+def read_text_file(path: Path) -> tuple[str, str | None]:
+    """Decode a note. UTF-8 first; GB18030 covers notes saved by Chinese Windows editors."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030"), f"{path.name}: not UTF-8, read as GB18030"
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name}: not UTF-8 (nor GB18030) text; skipped") from None
+
+
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
+_SOFT_BREAK = re.compile(r"(?<=[^\n])\n(?=[^\n])")
+
+
+def clean_pdf_text(text: str) -> str:
+    """Undo the usual pypdf artefacts: words hyphenated across lines, hard line breaks inside
+    paragraphs (kept as one space so English words don't glue), ligatures, NULs."""
+    text = text.replace("\x00", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _HYPHEN_BREAK.sub(r"\1", text)
+    text = _SOFT_BREAK.sub(" ", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return text.strip()
+
+
+def _manifest_titles(folder: Path) -> dict[str, str]:
+    """A `MANIFEST.tsv` (file, title columns) next to PDFs names them better than PDF metadata."""
+    f = folder / "MANIFEST.tsv"
+    if not f.is_file():
+        return {}
+    with f.open(encoding="utf-8") as fh:
+        return {r["file"]: r["title"] for r in csv.DictReader(fh, delimiter="\t")
+                if r.get("file") and r.get("title")}
+
+
+def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValueError(f"{path.name}: encrypted PDF (needs a password); skipped")
+        if not title:
+            meta = reader.metadata
+            title = (meta.title if meta and meta.title else None) or path.stem
+        docs = []
+        for i, page in enumerate(reader.pages, start=1):
+            text = clean_pdf_text(page.extract_text() or "")
+            if text:
+                docs.append(Document(path.name, rel, title, text, page=i))
+    except ValueError:
+        raise
+    except (PdfReadError, OSError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise ValueError(f"{path.name}: unreadable PDF ({type(e).__name__}: {e}); skipped") from None
+    except Exception as e:  # pypdf raises many internal types on damaged files
+        raise ValueError(f"{path.name}: unreadable PDF ({type(e).__name__}); skipped") from None
+    if not docs:
+        raise ValueError(f"{path.name}: PDF has no extractable text (scanned?); skipped")
+    return docs
+
+
+def load_file(src: SourceFile) -> tuple[list[Document], str | None]:
+    """One file → its documents and an optional warning. Raises ValueError to skip the file."""
+    if src.path.suffix.lower() in PDF_SUFFIXES:
+        title = _manifest_titles(src.path.parent).get(src.path.name)
+        return read_pdf(src.path, src.rel, title), None
+    text, warning = read_text_file(src.path)
+    if not text.strip():
+        raise ValueError(f"{src.path.name}: empty file; skipped")
+    return [Document(src.path.name, src.rel, note_title(text, src.path.stem), text)], warning
+
+
+def load_corpus(corpus_dir: Path) -> LoadReport:
+    """Every document of the corpus (used by evals to check quotes; ingest goes file by file)."""
+    report = LoadReport()
+    for src in scan(corpus_dir):
+        try:
+            docs, warning = load_file(src)
+        except ValueError as e:
+            report.warnings.append(str(e))
+            report.skipped.append(src.rel)
+            continue
+        report.documents.extend(docs)
+        if warning:
+            report.warnings.append(warning)
+    return report

@@ -1,0 +1,78 @@
+"""In-process llama.cpp on a local GGUF: the default CPU backend, no server needed.
+
+The chat template comes from the GGUF itself, so each model is prompted the way it was trained.
+One `Llama` object is not thread-safe, hence the lock: concurrent callers (UI sessions) queue.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Iterator
+
+from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, Progress, ThinkSplitter,
+                            default_params, is_reasoning_model)
+from tutor.models import ModelError, resolve_gguf
+
+if TYPE_CHECKING:
+    from tutor.config import Settings
+
+_OVERFLOW = re.compile(r"exceed context window|context window|n_ctx", re.I)
+
+
+class LlamaCppLLM(LLM):
+    backend = "llamacpp"
+
+    def __init__(self, settings: "Settings", progress: Progress | None = None) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise LLMError("the llamacpp backend needs llama-cpp-python: "
+                           "pip install 'llama-cpp-python==0.3.36'") from None
+        self.settings = settings
+        self.model = settings.model
+        try:
+            self.path = resolve_gguf(settings.model, settings.home, progress)
+        except ModelError as e:
+            raise LLMError(str(e)) from None
+        if progress:
+            progress(f"loading {self.path.name}…")
+        try:
+            self._llm = Llama(model_path=str(self.path), n_ctx=settings.n_ctx,
+                              n_threads=settings.n_threads or os.cpu_count(), verbose=False)
+        except (ValueError, RuntimeError) as e:
+            raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
+        self.context_window = self._llm.n_ctx()
+        # a preset name says nothing about reasoning; the file name might
+        self._in_think = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
+        self._lock = threading.Lock()
+
+    def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
+        if self._llm is None:
+            raise LLMError("this llama.cpp model was closed")
+        p = params or default_params(self.path.name if self._in_think else self.model,
+                                     self.settings)
+        splitter = ThinkSplitter(in_think=self._in_think)
+        with self._lock:  # held until the generator finishes or is closed
+            try:
+                chunks = self._llm.create_chat_completion(
+                    messages=messages, stream=True, max_tokens=p.max_tokens,  # type: ignore[arg-type]
+                    temperature=p.temperature, top_p=p.top_p, stop=p.stop)
+                for chunk in chunks:
+                    content = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                    if content and (d := splitter.feed(content)):
+                        yield d
+            except ValueError as e:
+                if _OVERFLOW.search(str(e)):
+                    raise LLMError(f"the prompt is too long for the context of model "
+                                   f"{self.model!r} ({self.context_window} tokens; raise n_ctx "
+                                   f"or send fewer sources): {e}") from None
+                raise LLMError(f"llama.cpp failed: {e}") from None
+        if d := splitter.finish():
+            yield d
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

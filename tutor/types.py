@@ -1,0 +1,123 @@
+"""The small frozen records that travel between pipeline stages.
+
+Every stage hands the next one these (never dicts), so the `--json` shapes of the CLI, the eval
+`results.jsonl` and the UI all come from one place: the `to_dict` methods below.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit of source text: a whole note, or one page of a PDF (page is 1-based)."""
+
+    file: str  # base name as it stands in the corpus, e.g. "002_92979c50d744eab0.txt"
+    path: str  # path relative to the corpus dir
+    title: str
+    text: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable passage. `start`/`end` are character offsets into its Document's text."""
+
+    id: str
+    file: str
+    path: str
+    title: str
+    section: str  # heading path, e.g. "AI 研究计划 › 1. 深度学习基础 › 1.2 ResNet"
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+    def embed_text(self) -> str:
+        """What the embedder and BM25 see: the heading path gives a short chunk its context."""
+        head = " › ".join(p for p in (self.title, self.section) if p)
+        return f"{head}\n{self.text}" if head else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int  # 1-based
+    retriever: str = "hybrid"
+
+    def to_dict(self) -> dict:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "chunk_id": c.id,
+            "file": c.file,
+            "path": c.path,
+            "title": c.title,
+            "section": c.section,
+            "page": c.page,
+            "start": c.start,
+            "end": c.end,
+            "text": c.text,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int  # the [n] the answer used, 1-based into Answer.sources
+    chunk: Chunk
+
+    def to_dict(self) -> dict:
+        c = self.chunk
+        return {"n": self.n, "chunk_id": c.id, "file": c.file, "page": c.page,
+                "section": c.section, "text": c.text}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    lang: str = "zh"
+    similarity: float | None = None  # best dense cosine of the hits: the relevance gate's input
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "hits": [h.to_dict() for h in self.hits],
+                "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation]
+    sources: list[Hit]
+    reasoning: str | None = None
+    model: str = ""
+    backend: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    grounded: bool = True  # False when the answer carries no valid citation
+    invalid_citations: list[int] = field(default_factory=list)
+    standalone_question: str | None = None  # set when chat rewrote a follow-up
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "sources": [h.to_dict() for h in self.sources],
+            "reasoning": self.reasoning,
+            "model": self.model,
+            "backend": self.backend,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "grounded": self.grounded,
+            "invalid_citations": list(self.invalid_citations),
+            "standalone_question": self.standalone_question,
+        }
+
+
+def asdict_chunk(chunk: Chunk) -> dict:
+    return asdict(chunk)
