@@ -19,6 +19,9 @@ SEP = " › "
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|")
+# d2l-zh repeats each code cell for mxnet (the untagged `{.python .input}`), tensorflow and
+# paddle beside pytorch; only the pytorch copy is kept (the others are noise to a learner's search)
+_D2L_OTHER_TAB = re.compile(r"^```\{\.python \.input\}\s*\n(?!#@tab [^\n]*pytorch)")
 # a sentence ends at Chinese 。！？； (optionally followed by closing quotes/brackets), or at
 # English .!?; followed by whitespace
 _SENT_END = re.compile(r"[。！？；][”’」』）)\]]*|[.!?;][\"')\]]*(?=\s)")
@@ -92,7 +95,9 @@ def atomize(doc: Document, size: int) -> list[_Atom]:
             while j < len(lines) and not lines[j][1].lstrip().startswith(fence):
                 j += 1
             block = lines[i:min(j + 1, len(lines))]
-            atoms += _block_atoms(block, path, "code", size)
+            head = "".join(ln for _, ln in block[:2])
+            if not _D2L_OTHER_TAB.match(head):
+                atoms += _block_atoms(block, path, "code", size)
             i = j + 1
             continue
         if _TABLE_ROW.match(line):
@@ -114,6 +119,24 @@ def atomize(doc: Document, size: int) -> list[_Atom]:
             atoms += [_Atom(a, b, path, "prose") for a, b in _sentences(pos, line, text, size)]
         i += 1
     return atoms
+
+
+_KATEX_HTML = re.compile(r'<span class="katex-html".*?</span>(?=</span>\s*(?:[^<]|$))', re.S)
+_TAG = re.compile(r"<[^>]{1,400}>")
+_D2L_ROLE = re.compile(r":(?:numref|cite|label|width|eqref|ref):`[^`]*`")
+_DATA_URI = re.compile(r"\(data:[^)]{20,}\)")
+
+
+def searchable_text(chunk: Chunk) -> str:
+    """What the embedder and BM25 see: the heading path (context for short chunks), then the
+    chunk text without markup noise (KaTeX/HTML tags, d2l roles, inline images)."""
+    text = _DATA_URI.sub("()", chunk.text)
+    text = _KATEX_HTML.sub("", text)
+    text = _TAG.sub(" ", text)
+    text = _D2L_ROLE.sub("", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    head = SEP.join(p for p in (chunk.title, chunk.section) if p)
+    return f"{head}\n{text}" if head else text
 
 
 def _section(paths: list[tuple[str, ...]], title: str) -> str:

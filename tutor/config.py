@@ -31,7 +31,7 @@ class Settings:
     embedder: str = "multilingual-e5-small"
     query_prompt: str | None = None  # None: take the preset's / model's own prompts
     passage_prompt: str | None = None
-    embed_batch_size: int = 32
+    embed_batch_size: int = 8  # measured: 8 is ~3× faster than 32 on 2 CPU cores
     # chunking (characters); chosen on the dev set, see README "Numbers"
     chunk_size: int = 500
     chunk_overlap: int = 80

@@ -161,13 +161,13 @@ def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
 
 def load_file(src: SourceFile) -> tuple[list[Document], str | None]:
     """One file → its documents and an optional warning. Raises ValueError to skip the file."""
+    title = _manifest_titles(src.path.parent).get(src.path.name)
     if src.path.suffix.lower() in PDF_SUFFIXES:
-        title = _manifest_titles(src.path.parent).get(src.path.name)
         return read_pdf(src.path, src.rel, title), None
     text, warning = read_text_file(src.path)
     if not text.strip():
         raise ValueError(f"{src.path.name}: empty file; skipped")
-    return [Document(src.path.name, src.rel, note_title(text, src.path.stem), text)], warning
+    return [Document(src.path.name, src.rel, title or note_title(text, src.path.stem), text)], warning
 
 
 def load_corpus(corpus_dir: Path) -> LoadReport:

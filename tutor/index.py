@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .chunking import chunk_document
+from .chunking import chunk_document, searchable_text
 from .config import Settings
 from .corpus import load_file, scan
 from .embedding import Embedder
@@ -31,7 +31,7 @@ from .lexical import tokenize
 from .types import Chunk
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 CURRENT = "CURRENT"
 EMBED_BATCH = 64
 
@@ -230,7 +230,7 @@ def ingest(settings: Settings, reporter: Reporter | None = None, rebuild: bool =
         for c in new:
             to_embed.append(len(chunks))
             chunks.append(c)
-            tokens.append(tokenize(c.embed_text()))
+            tokens.append(tokenize(searchable_text(c)))
             vectors.append(None)  # type: ignore[arg-type]
         manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(new)}
         rep.advance(1)
@@ -242,7 +242,7 @@ def ingest(settings: Settings, reporter: Reporter | None = None, rebuild: bool =
         rep.start("embedding", len(to_embed))
         for b in range(0, len(to_embed), EMBED_BATCH):
             batch = to_embed[b:b + EMBED_BATCH]
-            vecs = embedder.passages([chunks[i].embed_text() for i in batch])
+            vecs = embedder.passages([searchable_text(chunks[i]) for i in batch])
             for i, v in zip(batch, vecs):
                 vectors[i] = v
             rep.advance(len(batch))

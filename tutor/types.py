@@ -33,11 +33,6 @@ class Chunk:
     end: int
     text: str
 
-    def embed_text(self) -> str:
-        """What the embedder and BM25 see: the heading path gives a short chunk its context."""
-        head = " › ".join(p for p in (self.title, self.section) if p)
-        return f"{head}\n{self.text}" if head else self.text
-
 
 @dataclass(frozen=True)
 class Hit:

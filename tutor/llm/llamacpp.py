@@ -44,16 +44,23 @@ class LlamaCppLLM(LLM):
             raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
         self.context_window = self._llm.n_ctx()
         # a preset name says nothing about reasoning; the file name might
-        self._in_think = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
+        self._kind = self.model if is_reasoning_model(self.model) else self.path.name
         self._lock = threading.Lock()
+        self._last: Messages | None = None
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         if self._llm is None:
             raise LLMError("this llama.cpp model was closed")
-        p = params or default_params(self.path.name if self._in_think else self.model,
-                                     self.settings)
-        splitter = ThinkSplitter(in_think=self._in_think)
+        p = params or default_params(self._kind, self.settings)
+        splitter = ThinkSplitter(in_think=is_reasoning_model(self._kind))
         with self._lock:  # held until the generator finishes or is closed
+            # llama.cpp reuses the KV cache of the longest common prefix with the last call
+            # (a real saving: prompt reading is the slow part here). When the whole prompt is
+            # cached it re-reads only its last token, and those numerics flip greedy choices
+            # of small models: reset so that asking the same again gives the same answer.
+            if messages == self._last:
+                self._llm.reset()
+            self._last = [dict(m) for m in messages]
             try:
                 chunks = self._llm.create_chat_completion(
                     messages=messages, stream=True, max_tokens=p.max_tokens,  # type: ignore[arg-type]

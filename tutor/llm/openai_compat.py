@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 _CONTEXT = re.compile(r"context[ _-]?(length|size|window)|maximum context|too long|exceeds? the "
                       r"(available|max)|prompt is longer", re.I)
+_MAX_LEN = re.compile(r"maximum context length is (\d+)")
 BACKOFF_S = 0.5  # first retry delay; doubles each time
 
 
@@ -70,17 +71,22 @@ class OpenAICompatLLM(LLM):
             model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
             max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, stop=p.stop))
         splitter = ThinkSplitter(in_think=is_reasoning_model(self.model))
+        replied = False  # any content, reasoning or finish_reason at all
         try:
             for chunk in chunks:
                 if not chunk.choices:
                     continue
-                delta = chunk.choices[0].delta
-                reasoning = _reasoning_of(delta)
+                choice = chunk.choices[0]
+                replied = replied or choice.finish_reason is not None
+                reasoning = _reasoning_of(choice.delta)
                 if reasoning:
+                    replied = True
                     splitter.answer_only()  # the server parses the think block for us
                     yield Delta(reasoning=reasoning)
-                if delta.content and (d := splitter.feed(delta.content)):
-                    yield d
+                if choice.delta.content:
+                    replied = True
+                    if d := splitter.feed(choice.delta.content):
+                        yield d
         except (httpx.TimeoutException, openai.APITimeoutError):
             raise LLMError(self._timeout_msg()) from None
         except (httpx.HTTPError, openai.APIError) as e:
@@ -88,8 +94,18 @@ class OpenAICompatLLM(LLM):
                            f"{_message_of(e)}") from None
         finally:
             chunks.close()
+        if not replied:
+            self._diagnose_empty(messages)
         if d := splitter.finish():
             yield d
+
+    def _diagnose_empty(self, messages: Messages) -> None:
+        """llama-cpp-python's server fails a streamed request *after* sending HTTP 200 (e.g. a
+        prompt longer than n_ctx gives an empty stream); the same request unstreamed with one
+        token gets the real error."""
+        self._call(lambda: self._client.chat.completions.create(
+            model=self.model, messages=messages, max_tokens=1))  # type: ignore[arg-type]
+        raise LLMError(f"the LLM server at {self.base_url} sent an empty reply; see its log")
 
     def close(self) -> None:
         self._client.close()
@@ -113,6 +129,8 @@ class OpenAICompatLLM(LLM):
     def _status_error(self, e: openai.APIStatusError) -> LLMError:
         msg = _message_of(e)
         if e.status_code in (400, 413) and _CONTEXT.search(msg):
+            if self.context_window is None and (m := _MAX_LEN.search(msg)):
+                self.context_window = int(m.group(1))
             limit = f" ({self.context_window} tokens)" if self.context_window else ""
             return LLMError(f"the prompt is too long for the context of model {self.model!r}"
                             f"{limit}: {msg}")

@@ -1,0 +1,110 @@
+"""Scoring rules of EVAL_SCHEMA.md, as pure functions (hand-checked in tests).
+
+Retrieval hit, answer correctness, refusal, and aggregation by type / lang / tag.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from statistics import median
+from typing import Iterable, Mapping
+
+from .dataset import EvalItem, normalize, normalize_for_chunk
+
+KS = (1, 3, 5, 10)
+
+
+def quote_in_chunk(quote: str, chunk_text: str) -> bool:
+    """The chunk holds the normalised quote, or (a boundary cut it) a prefix or suffix of at least
+    half its length — checking exactly half suffices, since a longer one contains it."""
+    q, c = normalize_for_chunk(quote), normalize_for_chunk(chunk_text)
+    if not q:
+        return False
+    if q in c:
+        return True
+    half = math.ceil(len(q) / 2)
+    return q[:half] in c or q[-half:] in c
+
+
+def first_hit_rank(item: EvalItem, hits: list[Mapping]) -> int | None:
+    """Smallest k such that every hop is found in the top k (None if not within the list).
+
+    `hits` are in the search `--json` shape (dicts with file and text), best first.
+    """
+    hops: dict[int, list] = defaultdict(list)
+    for ev in item.evidence:
+        hops[ev.hop].append(ev)
+    if not hops:
+        return None
+    worst = 0
+    for evs in hops.values():
+        rank = next((i for i, h in enumerate(hits, start=1)
+                     if any(h["file"] == ev.file and quote_in_chunk(ev.quote, h["text"]) for ev in evs)),
+                    None)
+        if rank is None:
+            return None
+        worst = max(worst, rank)
+    return worst
+
+
+def retrieval_scores(rank: int | None) -> dict[str, float]:
+    out = {f"hit@{k}": float(rank is not None and rank <= k) for k in KS}
+    out["mrr"] = 1.0 / rank if rank else 0.0
+    return out
+
+
+def is_correct(item: EvalItem, answer: str) -> bool:
+    a = normalize(answer)
+    return any(normalize(m) in a for m in item.must_include if normalize(m))
+
+
+def mean(xs: Iterable[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def percentile(xs: list[float], p: float) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    i = (len(xs) - 1) * p / 100
+    lo, hi = math.floor(i), math.ceil(i)
+    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+
+def slices(item: EvalItem) -> list[str]:
+    """The groups an item is reported in."""
+    out = ["overall", f"type:{item.type}", f"lang:{item.lang or 'unknown'}"]
+    out += [f"tag:{t}" for t in item.tags]
+    return out
+
+
+def aggregate(items: list[EvalItem], per_item: dict[str, dict[str, float | None]],
+              answerable_only: bool = True) -> dict[str, dict[str, float | int]]:
+    """Mean of each score per slice. Retrieval scores are over answerable items only."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    counts: dict[str, int] = defaultdict(int)
+    for it in items:
+        if answerable_only and it.type == "unanswerable":
+            continue
+        scores = per_item.get(it.id)
+        if scores is None:
+            continue
+        for s in slices(it):
+            counts[s] += 1
+            for name, v in scores.items():
+                if v is not None:
+                    groups[s][name].append(float(v))
+    out: dict[str, dict[str, float | int]] = {}
+    for s in sorted(groups, key=_slice_order):
+        out[s] = {"n": counts[s], **{k: round(sum(v) / len(v), 4) for k, v in groups[s].items() if v}}
+    return out
+
+
+def _slice_order(s: str) -> tuple[int, str]:
+    return ({"overall": 0}.get(s, 1 if s.startswith("type:") else 2 if s.startswith("lang:") else 3), s)
+
+
+def latency_summary(values: list[float]) -> dict[str, float | None]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95),
+            "mean": mean(values), "median": median(values) if values else None}

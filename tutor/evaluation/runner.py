@@ -1,0 +1,143 @@
+"""`tutor eval`: run a dataset through the tutor, write `results.jsonl`, `report.json`, `report.md`.
+
+A run folder is resumable: each finished item is appended to `results.jsonl` at once, and a
+re-run with the same folder skips the ids already there (as long as the run settings match).
+"""
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .dataset import EvalItem, load_dataset
+from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
+
+RESULTS, REPORT_JSON, REPORT_MD, RUN_JSON = "results.jsonl", "report.json", "report.md", "run.json"
+MODES = ("dense", "bm25", "hybrid")
+TOP_N = 10
+
+
+class RunError(RuntimeError):
+    pass
+
+
+@dataclass
+class EvalOptions:
+    dataset: Path
+    out: Path
+    retrieval_only: bool = False
+    limit: int | None = None
+    concurrency: int = 1
+    judge: str = "lexical"
+    extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
+
+
+def _signature(tutor, opts: EvalOptions) -> dict:
+    s = tutor.settings
+    sig = {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only,
+           "embedder": s.embedder, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
+           "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "cross_lingual": s.cross_lingual}
+    if not opts.retrieval_only:
+        sig.update({"backend": s.backend, "model": s.model, "base_url": s.base_url if s.backend == "openai" else None,
+                    "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold})
+    return sig
+
+
+def _read_results(path: Path) -> dict[str, dict]:
+    done: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interruption: redo that item
+                continue
+            done[row["id"]] = row
+    return done
+
+
+def retrieval_row(tutor, item: EvalItem) -> dict:
+    """Search the item in every mode; keep the configured mode's hits as the item's `hits`."""
+    primary = tutor.settings.retrieval_mode
+    ranks, hits_by_mode, timings = {}, {}, {}
+    for mode in MODES:
+        res = tutor.search(item.question, k=TOP_N, mode=mode)
+        hits = [h.to_dict() for h in res.hits]
+        hits_by_mode[mode] = hits
+        timings[mode] = res.timings_ms.get("total")
+        ranks[mode] = first_hit_rank(item, hits) if item.type != "unanswerable" else None
+    return {"id": item.id, "question": item.question, "type": item.type, "lang": item.lang,
+            "tags": item.tags, "mode": primary, "hits": hits_by_mode[primary], "ranks": ranks,
+            "search_ms": timings}
+
+
+def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = None,
+        answer_row: Callable | None = None) -> dict:
+    """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
+    answer-side fields and scores (the full eval); retrieval-only runs leave it None."""
+    items = load_dataset(opts.dataset, tutor.settings.corpus_dir)
+    if opts.limit:
+        items = items[: opts.limit]
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sig = _signature(tutor, opts)
+    run_file = out / RUN_JSON
+    if run_file.is_file():
+        old = json.loads(run_file.read_text(encoding="utf-8")).get("signature")
+        if old != sig and (out / RESULTS).is_file():
+            diff = sorted(k for k in set(old or {}) | set(sig) if (old or {}).get(k) != sig.get(k))
+            raise RunError(f"{out} holds a run with other settings ({', '.join(diff)}): use another --out")
+    run_file.write_text(json.dumps({"signature": sig, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                                   ensure_ascii=False, indent=1), encoding="utf-8")
+    results_path = out / RESULTS
+    done = _read_results(results_path)
+    todo = [it for it in items if it.id not in done]
+    total, finished = len(items), len(items) - len(todo)
+    if progress:
+        progress(finished, total)
+    t0 = time.perf_counter()
+
+    def work(item: EvalItem) -> dict:
+        row = retrieval_row(tutor, item)
+        if answer_row is not None:
+            row = answer_row(tutor, item, row)
+        return row
+
+    # rewrite the file without any half-written tail, then append as items finish
+    with results_path.open("w", encoding="utf-8") as f:
+        for it in items:
+            if it.id in done:
+                f.write(json.dumps(done[it.id], ensure_ascii=False) + "\n")
+    with results_path.open("a", encoding="utf-8") as f, \
+            ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
+        for row in pool.map(work, todo):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            done[row["id"]] = row
+            finished += 1
+            if progress:
+                progress(finished, total)
+    wall = time.perf_counter() - t0
+    rows = [done[it.id] for it in items]
+    report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo))
+    from .report import write_reports
+
+    write_reports(out, report, items, rows)
+    return report
+
+
+def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: float, resumed: int) -> dict:
+    report: dict = {"signature": sig, "n_items": len(items), "resumed_items": resumed,
+                    "wall_time_s": round(wall_s, 2), "retrieval": {}}
+    for mode in MODES:
+        per = {r["id"]: retrieval_scores(r["ranks"].get(mode)) for r in rows}
+        report["retrieval"][mode] = aggregate(items, per)
+    search_ms = [r["search_ms"].get(r["mode"]) for r in rows if r.get("search_ms")]
+    report["latency_ms"] = {"search": latency_summary([x for x in search_ms if x is not None])}
+    if rows and "scores" in rows[0]:
+        from .answers import answer_report
+
+        report.update(answer_report(items, rows))
+    return report
