@@ -47,7 +47,7 @@ def test_complete_and_defaults(llm_server: LlamaServer) -> None:
 
 def test_default_model_name_picks_the_only_served_model(llm_server: LlamaServer) -> None:
     llm = make_llm(settings_for(llm_server), model="default")
-    llm.check()  # type: ignore[attr-defined]
+    llm.check()
     assert llm.model == llm_server.model
 
 
@@ -79,7 +79,7 @@ def test_tiny_timeout(llm_server: LlamaServer) -> None:
 
 def test_timeout_while_the_model_works(llm_server: LlamaServer) -> None:
     llm = make_llm(settings_for(llm_server, timeout_s=0.05))
-    llm.check()  # type: ignore[attr-defined]  # /v1/models answers within milliseconds
+    llm.check()  # /v1/models answers within milliseconds
     prompt = [{"role": "user", "content": "Summarise: " + "the cat sat on the mat. " * 40}]
     with pytest.raises(LLMError, match=r"within 0\.05 s"):
         llm.complete(prompt, SHORT)  # ~300 prompt tokens take longer than that to read in

@@ -205,6 +205,78 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
         console.print(c)
 
 
+eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
+                       invoke_without_command=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback(invoke_without_command=True)
+def eval_cmd(
+    ctx: typer.Context,
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="JSONL in the EVAL_SCHEMA.md format"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default evals/runs/<dataset>-<time>)"),
+    retrieval_only: bool = typer.Option(False, "--retrieval-only", help="score retrieval only (no LLM)"),
+    backend: Optional[str] = typer.Option(None, "--backend"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    base_url: Optional[str] = typer.Option(None, "--base-url"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="lexical | llm"),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model"),
+    judge_backend: Optional[str] = typer.Option(None, "--judge-backend"),
+    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url"),
+    concurrency: int = typer.Option(1, "--concurrency", help="parallel questions (use 32 against vllm serve)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N items"),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="retrieval mode to answer from"),
+):
+    """Run a dataset through the tutor and write results.jsonl, report.json, report.md."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import time as _time
+
+    from .evaluation.runner import EvalOptions, RunError, run
+
+    with user_errors():
+        if dataset is None:
+            raise ValueError("--dataset FILE is required (e.g. evals/datasets/dev.jsonl)")
+        if not dataset.is_file():
+            raise ValueError(f"dataset not found: {dataset}")
+        s = settings(backend=backend, model=model, base_url=base_url, judge=judge, judge_model=judge_model,
+                     judge_backend=judge_backend, judge_base_url=judge_base_url, top_k=k, retrieval_mode=mode)
+        out = out or Path("evals/runs") / f"{dataset.stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
+        tutor = _make_tutor(s)
+        answer_row = None
+        if not retrieval_only:
+            from .evaluation.answers import make_answer_row
+
+            answer_row = make_answer_row(s, s.judge)
+        opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
+                           concurrency=concurrency, judge=s.judge)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as p:
+            task = p.add_task(f"eval {dataset.name}", total=None)
+            try:
+                report = run(tutor, opts, progress=lambda d, t: p.update(task, completed=d, total=t),
+                             answer_row=answer_row)
+            except RunError as e:
+                raise ValueError(str(e)) from None
+        _print_summary(report)
+        console.print(f"report: {out / 'report.md'}")
+
+
+def _print_summary(report: dict) -> None:
+    t = Table(title="retrieval (answerable items)")
+    for col in ("mode", "n", "hit@1", "hit@3", "hit@5", "hit@10", "mrr"):
+        t.add_column(col, justify="right")
+    for mode, groups in report["retrieval"].items():
+        o = groups.get("overall", {})
+        t.add_row(mode, str(o.get("n", 0)), *(f"{o.get(c, 0):.3f}" for c in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr")))
+    console.print(t)
+    if "answers" in report:
+        a = report["answers"].get("overall", {})
+        console.print("answers: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in a.items()))
+
+
 def main() -> None:
     try:
         app()

@@ -80,7 +80,11 @@ class Embedder:
 def _load_st(location: Path | str):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    import transformers
     from sentence_transformers import SentenceTransformer
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
     local = isinstance(location, Path)
     # a local folder must never trigger a hub request (there is no network here)

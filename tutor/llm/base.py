@@ -54,6 +54,10 @@ class LLM(ABC):
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         """Yield the reply piece by piece; `params=None` means this model's defaults."""
 
+    def check(self) -> None:
+        """Fail early (LLMError) if requests cannot work, e.g. the server is down. In-process
+        backends already failed in their constructor, so for them this does nothing."""
+
     def complete(self, messages: Messages, params: GenParams | None = None) -> tuple[str, str]:
         """The whole reply as (answer text, reasoning)."""
         text: list[str] = []

@@ -49,11 +49,11 @@ class LlamaCppLLM(LLM):
         self._last: Messages | None = None
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
-        if self._llm is None:
-            raise LLMError("this llama.cpp model was closed")
         p = params or default_params(self._kind, self.settings)
         splitter = ThinkSplitter(in_think=is_reasoning_model(self._kind))
         with self._lock:  # held until the generator finishes or is closed
+            if self._llm is None:
+                raise LLMError("this llama.cpp model was closed")
             # llama.cpp reuses the KV cache of the longest common prefix with the last call
             # (a real saving: prompt reading is the slow part here). When the whole prompt is
             # cached it re-reads only its last token, and those numerics flip greedy choices

@@ -103,22 +103,25 @@ class OpenAICompatLLM(LLM):
         """llama-cpp-python's server fails a streamed request *after* sending HTTP 200 (e.g. a
         prompt longer than n_ctx gives an empty stream); the same request unstreamed with one
         token gets the real error."""
+        # that server also resets the connection, which the pool may hand out again: retry once
         self._call(lambda: self._client.chat.completions.create(
-            model=self.model, messages=messages, max_tokens=1))  # type: ignore[arg-type]
+            model=self.model, messages=messages, max_tokens=1),  # type: ignore[arg-type]
+            retries=max(1, self.retries))
         raise LLMError(f"the LLM server at {self.base_url} sent an empty reply; see its log")
 
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], retries: int | None = None) -> T:
         """Run a request; retry with exponential backoff on connection errors only."""
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
                 return fn()
             except openai.APITimeoutError:  # subclass of APIConnectionError: never retried
                 raise LLMError(self._timeout_msg()) from None
             except openai.APIConnectionError:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise LLMError(f"cannot reach the LLM server at {self.base_url} — is "
                                    f"`vllm serve` running? (tried {attempt + 1}×)") from None
                 time.sleep(BACKOFF_S * 2 ** attempt)
