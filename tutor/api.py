@@ -10,10 +10,11 @@ from pathlib import Path
 
 from .config import Settings, load_settings
 from .embedding import Embedder
+from .glossary import language
 from .index import IndexData, IngestReport, Reporter, ingest, live_generation, load_index
 from .models import Progress
 from .retrieval import Retriever
-from .types import SearchResult
+from .types import Answer, SearchResult
 
 
 class Tutor:
@@ -24,6 +25,7 @@ class Tutor:
         self._embedder: Embedder | None = None
         self._index: IndexData | None = None
         self._retriever: Retriever | None = None
+        self._llm = None
 
     # ---- corpus → index ----------------------------------------------------------------------
     @property
@@ -59,3 +61,46 @@ class Tutor:
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
         return self.retriever.search(query, k=k, mode=mode)
+
+    # ---- answers -----------------------------------------------------------------------------
+    @property
+    def llm(self):
+        """The answering model, loaded on first use (a GGUF is materialised once, with progress)."""
+        with self._lock:
+            if self._llm is None:
+                from .llm import make_llm
+
+                self._llm = make_llm(self.settings, progress=self.progress)
+                self._llm.check()
+            return self._llm
+
+    def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None,
+                   k: int | None = None, lang: str | None = None):
+        """Yield `answer.Event`s: stage → (rewritten) → sources → thinking/tokens → done(Answer)."""
+        from .answer import Event, answer_stream
+        from .chat import needs_rewrite, standalone_question
+
+        question = question.strip()
+        if not question:
+            raise ValueError("empty question: ask something, e.g. tutor ask \"什么是残差连接？\"")
+        lang = lang or language(question)
+        standalone = question
+        if history and needs_rewrite(question, history):
+            yield Event("stage", text="rewriting")
+            standalone = standalone_question(question, history, self.llm)
+            yield Event("rewritten", text=standalone)
+        yield Event("stage", text="retrieving")
+        search = self.search(standalone, k=max(k or self.settings.top_k, self.settings.answer_k))
+        for ev in answer_stream(standalone, search, lambda: self.llm, self.settings, lang=lang):
+            if ev.kind == "done" and ev.answer is not None and standalone != question:
+                from dataclasses import replace
+
+                ev = Event("done", answer=replace(ev.answer, question=question, standalone_question=standalone))
+            yield ev
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
+            lang: str | None = None) -> Answer:
+        for ev in self.ask_stream(question, history=history, k=k, lang=lang):
+            if ev.kind == "done":
+                return ev.answer
+        raise RuntimeError("no answer produced")  # pragma: no cover

@@ -41,6 +41,19 @@ class Settings:
     candidates: int = 30  # per retriever, before fusion
     rrf_k: int = 60
     cross_lingual: bool = True  # bilingual query expansion (zh↔en glossary)
+    original_weight: float = 0.0  # RRF weight of the untranslated question's lists, when translated
+    translated_weight: float = 1.0  # RRF weight of the glossary-translated query's lists
+    split_parts: bool = True  # also search each part of a multi-part question
+    part_weight: float = 0.5  # RRF weight of each part's lists
+    dense_weight: float = 1.0  # RRF weight of dense lists in hybrid mode
+    bm25_weight: float = 1.0  # RRF weight of BM25 lists in hybrid mode
+    lang_balance: bool = False  # rank zh and en chunks in separate lists before fusing
+    title_boost: float = 0.0  # fused-score boost for files whose title the question names
+    source_boost: float = 0.0  # boost for the folder a question points at ("my notes", "d2l")
+    file_decay: float = 0.0  # > 0: soft per-file diversity (score × decay^n) instead of file_cap
+    file_cap: int = 2  # at most this many chunks of one file in the top k (0: no cap)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
     # answering
     backend: str = "llamacpp"  # llamacpp | openai | vllm
     model: str = "qwen2.5-coder-0.5b"  # preset name, GGUF path, or served model name

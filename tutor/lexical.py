@@ -1,17 +1,40 @@
-"""Tokenisation for BM25: jieba for Chinese, English words and numbers kept whole-ish."""
+"""Tokenisation for BM25: jieba for Chinese, English words and numbers kept whole-ish.
+
+What a learner types and what the corpus says differ in small ways that BM25 cannot see past
+on its own, so both sides go through the same normalisation:
+
+- model names and figures stay whole as well as in parts: "DeepSeek-V3" → deepseek, v3,
+  deepseek-v3; "15.7B" → 15.7, 15.7b (jieba alone cuts it into "15.7" + "b" but keeps "16b");
+  "top-5" → top, 5, top-5. The whole form is rare and so discriminates V2 from V3.
+- English words are lightly stemmed (plural / -ed / -ing), so "parameters" meets "parameter"
+  and "activated" meets "activation"'s stem "activ".
+- question words and fillers in both languages are dropped (they only add noise to the score).
+"""
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
 
+# bump when tokenize() changes: an index built with other tokens must re-tokenise
+TOKENIZER_VERSION = 2
+
 _WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+# a Latin/number compound: letters or digits joined by - . _ / (e.g. deepseek-v3, 15.7b, gpt-4o)
+_COMPOUND = re.compile(r"[a-z0-9]+(?:[-._/][a-z0-9]+)+")
+_NUM_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:[kmbt]|x|%)?$")
 STOPWORDS = frozenset(
+    # Chinese function words, question words and fillers
     "的 了 和 是 在 有 与 及 或 中 对 为 也 就 都 而 把 被 这 那 个 之 其 以 于 上 下 吗 呢 吧 啊 什么 怎么 "
-    "如何 哪些 哪个 为什么 多少 是否 一个 一种 我们 你 我 他 它 请 问 能 会 可以 "
-    "a an the of to in on for and or is are was were be been what which who how why does do did "
-    "it its this that these those with by as at from about into than then there their can could "
-    "please tell me explain describe".split())
+    "如何 哪些 哪个 为什么 多少 是否 一个 一种 我们 你 我 他 它 请 问 能 会 可以 里 给 各 又 还 "
+    "到底 大概 大约 分别 具体 一下 一些 这个 那个 这些 那些 时 时候 呀 么 啥 怎样 怎么样 "
+    # English
+    "a an the of to in on for and or is are was were be been being what which who whom whose how "
+    "why when where does do did doing done it its this that these those with by as at from about "
+    "into than then there their they them can could would should will shall may might must "
+    "please tell me my i you your we our us explain describe say says said give given gives "
+    "according roughly approximately exactly really actually just only also so such any some "
+    "all each both other per much many have has had not no yes if but up out over very more most".split())
 
 _jieba = None
 
@@ -27,9 +50,90 @@ def _get_jieba():
     return _jieba
 
 
+def stem(word: str) -> str:
+    """A light English suffix stripper (plural, -ed, -ing); other tokens pass unchanged.
+
+    Deliberately weaker than Porter: it never merges words a learner would tell apart, it only
+    folds the inflections that make a question miss its passage ("experts" / "expert").
+    """
+    if not word.isascii() or not word.isalpha() or len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 5 and word.endswith("ion"):  # activation/activated → activat
+        word = word[:-3]
+    return word
+
+
+_ZH_NUM = re.compile(r"(\d+(?:\.\d+)?)\s*(万亿|亿|万)")
+_EN_NUM = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion|[kmbt])(?![a-z])")
+_SCALE = {"万": 1e4, "亿": 1e8, "万亿": 1e12, "thousand": 1e3, "million": 1e6, "billion": 1e9,
+          "trillion": 1e12, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+
+
+def _canonical(value: float) -> str:
+    for unit, scale in (("t", 1e12), ("b", 1e9), ("m", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.4g}{unit}"
+    return f"{value:.4g}"
+
+
+def number_tokens(text: str) -> list[str]:
+    """Large numbers in one spelling whatever the language: 278.8 万 = 2.788 million = 2.788M →
+    "2.788m"; 6250万 → "62.5m"; 6710亿 → "671b". `text` is already NFKC + lower-case."""
+    out = []
+    for rx in (_ZH_NUM, _EN_NUM):
+        for m in rx.finditer(text):
+            try:
+                out.append(_canonical(float(m.group(1)) * _SCALE[m.group(2)]))
+            except (ValueError, OverflowError):
+                continue
+    return out
+
+
 def tokenize(text: str) -> list[str]:
     """NFKC + lower-case, jieba search-mode segmentation (adds sub-words of long Chinese words,
-    which helps recall), then drop punctuation and stopwords."""
+    which helps recall), compounds kept whole as well, light English stemming, then drop
+    punctuation, stopwords and lone letters."""
     text = unicodedata.normalize("NFKC", text).lower()
-    return [t for t in (w.strip() for w in _get_jieba().cut_for_search(text))
-            if t and _WORD.search(t) and t not in STOPWORDS]
+    out: list[str] = []
+    for w in _get_jieba().cut_for_search(text):
+        t = w.strip()
+        if not t or not _WORD.search(t) or t in STOPWORDS:
+            continue
+        if len(t) == 1 and t.isascii() and t.isalpha():
+            continue  # "b" of "15.7 b", "x" of "x = 1": noise once compounds are kept
+        out.append(stem(t))
+    for m in _COMPOUND.finditer(text):
+        whole = m.group(0)
+        if whole.replace(".", "").isdigit():  # "3.14" is already one jieba token
+            continue
+        # every run of ≥ 2 parts: "deepseek-v3-base" → deepseek-v3, v3-base, deepseek-v3-base
+        parts = re.split(r"([-._/])", whole)
+        words, seps = parts[0::2], parts[1::2]
+        n = len(words)
+        for i in range(n):
+            for j in range(i + 2, min(n, i + 4) + 1):
+                c = words[i] + "".join(s + w for s, w in zip(seps[i:j - 1], words[i + 1:j]))
+                if not c.replace(".", "").isdigit():
+                    out.append(c)
+    have = set(out)
+    out += [t for t in number_tokens(text) if t not in have]
+    return out
+
+
+def bm25_index(tokens: list[list[str]], k1: float = 1.2, b: float = 0.75):
+    """A bm25s index over pre-tokenised chunks (an empty chunk gets a placeholder token)."""
+    import bm25s
+
+    bm25 = bm25s.BM25(k1=k1, b=b)
+    bm25.index([t or ["∅"] for t in tokens], show_progress=False)
+    return bm25

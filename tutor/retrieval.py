@@ -1,7 +1,17 @@
 """Question → ranked `Hit`s: dense (FAISS) and BM25 (jieba), fused by reciprocal rank.
 
-Cross-lingual: each query also runs in the other language's words (glossary expansion), and the
-per-language ranked lists are fused, so an English question reaches a Chinese note.
+Per question we run a few query variants, each through dense and/or BM25, and fuse all ranked
+lists with weighted RRF:
+
+- the question itself;
+- its glossary translation (tutor/glossary.py): the other language's words for the DL terms in
+  it, so an English question reaches a Chinese note and a Chinese question an English paper;
+- its parts, when it asks several things ("X 是什么？Y 有多少？"): each part gets its own lists,
+  so the second fact is not drowned by chunks that only answer the first.
+
+The fused list is then diversified: at most `file_cap` chunks of one file in the top k (the rest
+follow in order), so one long file (a 130-chunk note, a 40-page paper) cannot fill the whole
+result and a question that needs two sources gets both.
 
 Fusion is written here (a few lines of RRF) rather than with llama-index's QueryFusionRetriever,
 which wants its own embedding/LLM wrappers and async plumbing for what is a weighted sum of
@@ -9,16 +19,21 @@ reciprocal ranks over lists we already have.
 """
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from .chunking import searchable_text
 from .config import Settings
 from .embedding import Embedder
 from .glossary import language, translate_terms
 from .index import IndexData, IndexError_
-from .lexical import tokenize
+from .lexical import bm25_index, tokenize
 from .types import Hit, SearchResult
 
 MODES = ("hybrid", "dense", "bm25")
@@ -34,11 +49,74 @@ class Ranked:
 
 
 def rrf(lists: list[Ranked], k: int = 60) -> list[tuple[int, float]]:
+    """Weighted reciprocal-rank fusion: score(row) = Σ weight / (k + rank), best first."""
     fused: dict[int, float] = {}
     for ranked in lists:
         for rank, row in enumerate(ranked.rows, start=1):
             fused[row] = fused.get(row, 0.0) + ranked.weight / (k + rank)
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
+              cap: int) -> list[tuple[int, float]]:
+    """The first `k` of `ranked` with at most `cap` rows per group (file); rows held back by the
+    cap come after, in their order, and fill up the k places if too few groups are left.
+    `cap` ≤ 0 turns it off."""
+    if cap <= 0:
+        return ranked[:k]
+    taken: list[tuple[int, float]] = []
+    held: list[tuple[int, float]] = []
+    count: dict[str, int] = {}
+    for row, score in ranked:
+        if len(taken) >= k:
+            break
+        g = group(row)
+        if count.get(g, 0) < cap:
+            count[g] = count.get(g, 0) + 1
+            taken.append((row, score))
+        else:
+            held.append((row, score))
+    return (taken + held)[:k]
+
+
+def diversify_soft(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
+                   decay: float) -> list[tuple[int, float]]:
+    """Greedy: each pick is the row with the best score × decay^(rows of its group already
+    picked), so a file's third chunk must beat the other files' best by a margin."""
+    pool = list(ranked)
+    count: dict[str, int] = {}
+    out: list[tuple[int, float]] = []
+    while pool and len(out) < k:
+        best_i, best = 0, -1.0
+        for i, (row, score) in enumerate(pool):
+            adj = score * decay ** count.get(group(row), 0)
+            if adj > best:
+                best_i, best = i, adj
+        row, score = pool.pop(best_i)
+        count[group(row)] = count.get(group(row), 0) + 1
+        out.append((row, score))
+    return out
+
+
+# where a question points at one kind of source ("my notes", "the paper", "d2l"): the folder
+# under the corpus whose chunks get `Settings.source_boost`
+SOURCE_HINTS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"笔记|\bmy notes?\b|\bthe notes\b|\bnotes (?:say|said|claim|mention)", re.I), "notes/"),
+    (re.compile(r"论文|技术报告|\bpapers?\b|technical report", re.I), "papers/"),
+    (re.compile(r"\bd2l\b|动手学|教材|\btextbook\b", re.I), "d2l-zh/"),
+]
+
+
+# a question's parts: split after ？?；;!！ and 。 (a period only when followed by more text)
+_PARTS = re.compile(r"(?<=[？?；;!！。])\s*")
+_MIN_PART = 6  # characters: shorter parts ("为什么？") are not worth their own search
+
+
+def split_parts(query: str) -> list[str]:
+    """The separate questions in `query` (at least two, each long enough), else []."""
+    parts = [p.strip() for p in _PARTS.split(query) if p.strip()]
+    parts = [p for p in parts if len(p) >= _MIN_PART]
+    return parts if len(parts) >= 2 else []
 
 
 class Retriever:
@@ -51,7 +129,81 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.bm25 = self._checked_bm25()
+        self.chunk_lang = [language(c.text) for c in index.chunks]
+        self._titles = self._title_tokens()
 
+    def _title_tokens(self) -> dict[str, set[str]]:
+        """Per file, the rare Latin tokens of its title (model and paper names: deepseek-v3,
+        alexnet, bert, world): a question naming them points at that document."""
+        titles: dict[str, set[str]] = {}
+        for c in self.index.chunks:
+            if c.file not in titles:
+                titles[c.file] = {t for t in tokenize(c.title) if t.isascii() and len(t) >= 2
+                                  and not t.replace(".", "").isdigit()}
+        df: dict[str, int] = {}
+        for toks in titles.values():
+            for t in toks:
+                df[t] = df.get(t, 0) + 1
+        return {f: {t for t in toks if df[t] <= 2} for f, toks in titles.items()}
+
+    def _boosts(self, query: str, tokens: list[str]) -> dict[str, float]:
+        """Per file, the factor its chunks' fused scores are multiplied by."""
+        s = self.settings
+        out: dict[str, float] = {}
+        if s.title_boost:
+            q = set(tokens)
+            for f, toks in self._titles.items():
+                if toks & q:
+                    out[f] = out.get(f, 1.0) * (1 + s.title_boost)
+        if s.source_boost:
+            prefixes = [p for rx, p in SOURCE_HINTS if rx.search(query)]
+            if prefixes:
+                for c in self.index.chunks:
+                    if c.file not in out or True:
+                        pass
+                for f, path in self._file_paths().items():
+                    if any(path.startswith(p) for p in prefixes):
+                        out[f] = out.get(f, 1.0) * (1 + s.source_boost)
+        return out
+
+    def _file_paths(self) -> dict[str, str]:
+        if not hasattr(self, "_paths"):
+            self._paths = {c.file: c.path for c in self.index.chunks}
+        return self._paths
+
+    # ---- BM25 over the current tokeniser ------------------------------------------------------
+    def _checked_bm25(self):
+        """The index's BM25, or one rebuilt in memory when the index's tokens came from another
+        tokeniser version or other BM25 parameters (an index built before a tokeniser change
+        still answers correctly; `tutor ingest --rebuild` makes it fast to load again)."""
+        index = self.index
+        if not index.chunks:
+            return None
+        s = self.settings
+        params_ok = index.bm25 is not None and \
+            abs(float(getattr(index.bm25, "k1", -1)) - s.bm25_k1) < 1e-9 and \
+            abs(float(getattr(index.bm25, "b", -1)) - s.bm25_b) < 1e-9
+        if params_ok and self._tokens_current():
+            return index.bm25
+        tokens = [tokenize(searchable_text(c)) for c in index.chunks]
+        return bm25_index(tokens, k1=s.bm25_k1, b=s.bm25_b)
+
+    def _tokens_current(self, sample: int = 24) -> bool:
+        path = Path(self.index.path) / "tokens.jsonl"
+        if not path.is_file():
+            return False
+        n = len(self.index.chunks)
+        want = {int(i) for i in np.linspace(0, n - 1, num=min(sample, n))}
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if i in want:
+                    stored = json.loads(line)["t"]
+                    if stored != tokenize(searchable_text(self.index.chunks[i])):
+                        return False
+        return True
+
+    # ---- the single retrievers ----------------------------------------------------------------
     def _dense(self, vecs: np.ndarray, n: int) -> list[Ranked]:
         n = min(n, self.index.dense.ntotal)
         if n == 0:
@@ -60,7 +212,7 @@ class Retriever:
         return [Ranked([int(r) for r in rs if r >= 0], [float(s) for s in ss]) for ss, rs in zip(scores, rows)]
 
     def _bm25(self, tokens: list[str], n: int) -> Ranked:
-        bm25 = self.index.bm25
+        bm25 = self.bm25
         if bm25 is None or not tokens:
             return Ranked([], [])
         vocab = bm25.vocab_dict
@@ -72,44 +224,86 @@ class Retriever:
         pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
         return Ranked([r for r, _ in pairs], [s for _, s in pairs])
 
+    def _by_language(self, ranked: Ranked) -> list[Ranked]:
+        """One list per chunk language, each ranked on its own: the best Chinese chunk is first in
+        its list even when the question is English and English chunks fill the top of the whole."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for row, score in zip(ranked.rows, ranked.scores):
+            rows, scores = out.setdefault(self.chunk_lang[row], ([], []))
+            rows.append(row)
+            scores.append(score)
+        return [Ranked(rows, scores, ranked.weight) for rows, scores in out.values()]
+
+    # ---- search ---------------------------------------------------------------------------------
+    def variants(self, query: str) -> list[tuple[str, str, float]]:
+        """(kind, text, weight) of every query variant: "q" the question, "x" its translation,
+        "p" its parts (each with its own translation)."""
+        s = self.settings
+        out = [("q", query, 1.0)]
+        if s.cross_lingual:
+            extra = translate_terms(query)
+            if extra:
+                out = [("q", query, s.original_weight), ("x", f"{query} {extra}", s.translated_weight)]
+        if s.split_parts:
+            for part in split_parts(query):
+                extra = translate_terms(part) if s.cross_lingual else ""
+                out.append(("p", f"{part} {extra}".strip(), s.part_weight))
+        return out
+
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
         query = query.strip()
         if not query:
             raise ValueError("empty question: ask something, e.g. tutor search \"什么是残差连接？\"")
-        k = k or self.settings.top_k
-        mode = mode or self.settings.retrieval_mode
+        s = self.settings
+        k = k or s.top_k
+        mode = mode or s.retrieval_mode
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r} (expected one of {', '.join(MODES)})")
-        n = max(self.settings.candidates, k)
+        n = max(s.candidates, k)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        extra = translate_terms(query) if self.settings.cross_lingual else ""
-        texts = [query] + ([f"{query} {extra}"] if extra else [])
+        variants = self.variants(query)
 
         lists: list[Ranked] = []
         qvecs = None
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
-            qvecs = self.embedder.queries(texts)
+            qvecs = self.embedder.queries([text for _, text, _ in variants])
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            dense = self._dense(qvecs, n)
+            w = s.dense_weight if mode == "hybrid" else 1.0
+            for (_, _, vw), ranked in zip(variants, self._dense(qvecs, n)):
+                lists.append(Ranked(ranked.rows, ranked.scores, w * vw))
             timings["dense"] = (time.perf_counter() - t) * 1000
-            lists += dense if mode == "hybrid" else dense[:1]
-            if mode == "dense" and len(dense) > 1:
-                lists.append(Ranked(dense[1].rows, dense[1].scores, 0.5))
         if mode in ("bm25", "hybrid"):
             t = time.perf_counter()
-            lists.append(self._bm25(tokenize(query), n))
-            if extra:
-                lists.append(self._bm25(tokenize(f"{query} {extra}"), n))
+            w = s.bm25_weight if mode == "hybrid" else 1.0
+            for _, text, vw in variants:
+                ranked = self._bm25(tokenize(text), n)
+                lists.append(Ranked(ranked.rows, ranked.scores, w * vw))
             timings["bm25"] = (time.perf_counter() - t) * 1000
-        fused = rrf(lists, self.settings.rrf_k)[:k] if len(lists) > 1 else \
-            list(zip(lists[0].rows, lists[0].scores))[:k]
-        hits = [Hit(self.index.chunks[row], score, rank, mode)
-                for rank, (row, score) in enumerate(fused, start=1)]
+        lists = [r for r in lists if r.rows]
+        if s.lang_balance:
+            lists = [sub for r in lists for sub in self._by_language(r)]
+        if len(lists) == 1 and len(variants) == 1:  # a single list: keep its own scores
+            fused = list(zip(lists[0].rows, lists[0].scores))
+        else:
+            fused = rrf(lists, s.rrf_k)
+        chunks = self.index.chunks
+        boosts = self._boosts(query, tokenize(" ".join(t for _, t, _ in variants)))
+        if boosts:
+            fused = sorted(((row, score * boosts.get(chunks[row].file, 1.0)) for row, score in fused),
+                           key=lambda kv: (-kv[1], kv[0]))
+        if s.file_decay > 0:
+            fused = diversify_soft(fused, lambda row: chunks[row].file, k, s.file_decay)
+        else:
+            fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap)
+        hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
         timings["total"] = (time.perf_counter() - t0) * 1000
-        sim = self._similarity(qvecs, [row for row, _ in fused]) if qvecs is not None else None
+        sim = None
+        if qvecs is not None:  # the gate sees the question (and its translation), not its parts
+            whole = [i for i, (kind, _, _) in enumerate(variants) if kind != "p"]
+            sim = self._similarity(qvecs[whole], [row for row, _ in fused])
         return SearchResult(query, hits, timings, language(query), sim)
 
     def _similarity(self, qvecs: np.ndarray, rows: list[int]) -> float | None:

@@ -108,3 +108,26 @@ def _slice_order(s: str) -> tuple[int, str]:
 def latency_summary(values: list[float]) -> dict[str, float | None]:
     return {"p50": percentile(values, 50), "p95": percentile(values, 95),
             "mean": mean(values), "median": median(values) if values else None}
+
+
+def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
+    """Agreement of two binary raters beyond chance: (p_o - p_e) / (1 - p_e). None when chance
+    agreement is already total (both raters said the same one label throughout)."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        return None
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return None if pe == 1 else (po - pe) / (1 - pe)
+
+
+def refusal_prf(unanswerable: list[bool], refused: list[bool]) -> dict[str, float | int | None]:
+    """Refusal as a detector: positive = the tutor refused, truth = the item is unanswerable."""
+    tp = sum(u and r for u, r in zip(unanswerable, refused))
+    fp = sum(r and not u for u, r in zip(unanswerable, refused))
+    fn = sum(u and not r for u, r in zip(unanswerable, refused))
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * p * r / (p + r) if p and r else (0.0 if p is not None and r is not None else None)
+    return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}

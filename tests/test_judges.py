@@ -1,0 +1,131 @@
+"""Support judges: the lexical heuristic's rules, the LLM judge's prompt / parsing / counting (on
+a scripted LLM, plus one slow smoke run on a real tiny model), the factory and agreement."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tutor.config import Settings
+from tutor.evaluation.judges import (
+    LexicalJudge,
+    LLMJudge,
+    agreement,
+    extract_numbers,
+    last_judge,
+    make_judge,
+    parse_verdict,
+)
+from tutor.llm import LLM, Delta, GenParams
+
+ALEX = "AlexNet 于 2012 年提出，参数量: 60M，Top-5 错误率为 15.3%，共 5 个卷积层。"
+
+
+# ---- lexical ----------------------------------------------------------------------------------
+def test_numbers_are_scale_aware() -> None:
+    vals = {v for v, *_ in extract_numbers("60M, 6000万, 60 million, 62.5 million, 6250万, 1.4T, 3.57%, 1,000")}
+    assert vals == {6e7, 6.25e7, 1.4e12, 3.57, 1000.0}
+    assert [v for v, *_ in extract_numbers("GPT-3 and V3 and ResNet-152 and top-5")] == []
+
+
+@pytest.mark.parametrize("claim,supported", [
+    ("AlexNet 的 Top-5 错误率为 15.3%。", True),
+    ("AlexNet 的 Top-5 错误率为 16.4%。", False),                       # wrong number
+    ("AlexNet has about 6000万 parameters.", True),                     # 60M = 6000万, glossary 参数
+    ("AlexNet had roughly 60 million parameters.", True),
+    ("AlexNet had roughly 70 million parameters.", False),
+    ("AlexNet 有 5 个卷积层。", True),
+    ("Transformer 使用多头注意力和位置编码。", False),                  # unrelated terms
+    ("好的。", True),                                                    # nothing to check
+])
+def test_lexical_judge(claim: str, supported: bool) -> None:
+    assert LexicalJudge().supported(claim, [ALEX]) is supported
+
+
+def test_lexical_judge_cross_lingual_and_empty_passages() -> None:
+    j = LexicalJudge()
+    assert j.supported("The residual connection eases optimization of deep networks.",
+                       ["残差连接 (residual connection) 让深度网络更容易优化 (optimization)。"])
+    assert j.supported("ResNet 使用残差连接。", ["ResNet uses residual connections: y = F(x) + x."])
+    assert not j.supported("ResNet 使用残差连接。", [])
+    assert not j.supported("ResNet 使用残差连接。", ["   "])
+
+
+def test_lexical_judge_is_deterministic_and_cached() -> None:
+    j = LexicalJudge()
+    verdicts = {j.supported("AlexNet 的错误率为 15.3%", [ALEX]) for _ in range(3)}
+    assert verdicts == {True} and len(j._cache) == 1
+    assert j.supported_many([("AlexNet 的错误率为 15.3%", [ALEX], "zh"), ("错误率 99%", [ALEX], None)]) == [True, False]
+
+
+# ---- LLM judge on a scripted LLM ---------------------------------------------------------------
+class ScriptedLLM(LLM):
+    backend, model = "scripted", "scripted-1"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.seen: list[tuple[list[dict], GenParams | None]] = []
+
+    def stream(self, messages, params=None) -> Iterator[Delta]:
+        self.seen.append((messages, params))
+        yield Delta(self.replies.pop(0))
+
+
+@pytest.mark.parametrize("reply,verdict", [
+    ("yes", True), ("No.", False), ("**Yes**", True), ("是", True), ("否", False), ("不支持", False),
+    ("支持。", True), ("是的，段落明确提到。", True), ("The answer is yes.", True),
+    ("I think no", False), ("maybe", None), ("", None), ("yes and no", True), ("Well, yes and no", None),
+])
+def test_parse_verdict(reply: str, verdict: bool | None) -> None:
+    assert parse_verdict(reply) is verdict
+
+
+def test_llm_judge_prompt_language_params_and_unparseable_count() -> None:
+    llm = ScriptedLLM(["是", "no", "hmm, hard to say"])
+    j = LLMJudge(llm=llm)
+    assert j.supported("AlexNet 的错误率为 15.3%。", [ALEX], "zh") is True
+    assert j.supported("AlexNet had 70M parameters.", [ALEX]) is False
+    assert j.supported("Something else.", [ALEX]) is False  # unreadable → unsupported, counted
+    assert j.supported("AlexNet 的错误率为 15.3%。", [ALEX], "zh") is True  # cached: no 4th call
+    assert j.calls == 3 and j.unparseable == 1 and j.unparseable_examples == ["hmm, hard to say"]
+    (zh_msgs, params), (en_msgs, _) = llm.seen[0], llm.seen[1]
+    assert "陈述" in zh_msgs[1]["content"] and "[1] AlexNet" in zh_msgs[1]["content"]
+    assert "Claim: AlexNet had 70M parameters." in en_msgs[1]["content"]
+    assert params.temperature == 0.0 and params.max_tokens == 8
+    assert j.describe()["unparseable"] == 1 and j.describe()["model"] == "scripted-1"
+
+
+# ---- factory and agreement -----------------------------------------------------------------
+def test_make_judge() -> None:
+    j = make_judge(Settings(judge="lexical"))
+    assert isinstance(j, LexicalJudge) and j.name == "lexical" and last_judge("lexical") is j
+    llm_j = make_judge(Settings(), "llm")  # no model loaded until the first question
+    assert isinstance(llm_j, LLMJudge) and llm_j._llm is None and llm_j.describe()["kind"] == "llm"
+    with pytest.raises(ValueError, match="unknown judge 'nli'"):
+        make_judge(Settings(), "nli")
+
+
+def test_agreement_counts() -> None:
+    labels = [{"id": "a", "claim": "AlexNet 错误率 15.3%", "passages": [ALEX], "supported": True, "source": "s1"},
+              {"id": "b", "claim": "AlexNet 错误率 20%", "passages": [ALEX], "supported": False, "source": "s1"},
+              {"id": "c", "claim": "AlexNet 错误率 20%", "passages": [ALEX], "supported": True, "source": "s2"}]
+    a = agreement(LexicalJudge(), labels)
+    assert a["n"] == 3 and a["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (a["tp"], a["fp"], a["fn"], a["tn"]) == (1, 0, 1, 1)
+    assert a["by_source"] == {"s1": {"n": 2, "accuracy": 1.0}, "s2": {"n": 1, "accuracy": 0.0}}
+    assert [d["id"] for d in a["disagreements"]] == ["c"]
+
+
+@pytest.mark.slow
+def test_llm_judge_on_a_real_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Plumbing only (SmolLM2-135M is no judge): the configured backend loads lazily and every
+    verdict is a bool, unreadable replies counted rather than raised."""
+    s = Settings(judge_backend="llamacpp", judge_model="smollm2-135m", n_ctx=1024,
+                 home=tmp_path_factory.mktemp("home"))
+    j = make_judge(s, "llm")
+    got = [j.supported("AlexNet 的 Top-5 错误率为 15.3%。", [ALEX]),
+           j.supported("AlexNet was proposed in 2012.", [ALEX])]
+    assert all(isinstance(v, bool) for v in got) and j.calls == 2
+    assert j.describe()["backend"] == "llamacpp"
+    j.llm.close()

@@ -1,0 +1,415 @@
+"""Support judges: does a set of passages support a claim? The input of every citation metric.
+
+A judge has a `name`, a `kind` ("heuristic" or "llm") and `supported(claim, passages, lang)`;
+every report names the judge it used and how well it agrees with hand labels, because citation
+recall / precision and faithfulness are only as good as the judge behind them. Verdicts are cached
+per (claim, passages), since ALCE precision asks about the same sentence several times.
+
+- `LexicalJudge` — deterministic, instant, no model: a heuristic (numbers gate + term coverage).
+- `LLMJudge` — a strict yes/no entailment question to any configured LLM backend.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from tutor.config import Settings
+    from tutor.llm import LLM
+
+JUDGES = ("lexical", "llm")
+
+
+class Judge:
+    """Base class: caching and the batch method; subclasses implement `_judge`."""
+
+    name = ""
+    kind = ""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, bool] = {}
+        self._lock = threading.Lock()
+
+    def supported(self, claim: str, passages: list[str], lang: str | None = None) -> bool:
+        passages = [p for p in passages if p and p.strip()]
+        if not passages:
+            return False  # nothing cited, nothing supports
+        key = (claim, tuple(passages))
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        verdict = bool(self._judge(claim, passages, lang))
+        with self._lock:
+            self._cache[key] = verdict
+        return verdict
+
+    def supported_many(self, cases: Iterable[tuple[str, list[str], str | None]]) -> list[bool]:
+        return [self.supported(c, p, lang) for c, p, lang in cases]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind}
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+        raise NotImplementedError
+
+
+# ---- numbers ---------------------------------------------------------------------------------
+_SCALE = {"%": 1, "‰": 1, "k": 1e3, "thousand": 1e3, "千": 1e3, "万": 1e4, "m": 1e6, "million": 1e6,
+          "百万": 1e6, "亿": 1e8, "b": 1e9, "billion": 1e9, "十亿": 1e9, "t": 1e12, "trillion": 1e12,
+          "万亿": 1e12}
+_UNITS = "|".join(sorted((re.escape(u) for u in _SCALE), key=len, reverse=True))
+_NUMBER = re.compile(r"(?<![\d.A-Za-z])(?<![A-Za-z]-)(\d+(?:\.\d+)?)(?:\s*(" + _UNITS + r"))?(?![a-z])", re.I)
+
+
+def extract_numbers(text: str) -> list[tuple[float, float, int, int]]:
+    """(scaled value, plain value, start, end) of each number: "60M", "60 million" and "6000万"
+    all scale to 6e7, so notes and papers that write one figure differently still agree. Digits
+    inside names ("V3", "GPT-3", "top-5") belong to the name, which is checked as a term."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)  # 1,000 → 1000 (same length: spans stay)
+    out = []
+    for m in _NUMBER.finditer(text):
+        plain = float(m.group(1))
+        unit = (m.group(2) or "").lower()
+        out.append((_round(plain * _SCALE.get(unit, 1)), _round(plain), m.start(), m.end()))
+    return out
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}") if x and math.isfinite(x) else x
+
+
+# ---- words -------------------------------------------------------------------------------------
+_LATIN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-+'][A-Za-z0-9]+)*")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_EN_STOP = frozenset(
+    "a an the of to in on for and or is are was were be been being what which who whom how why "
+    "does do did it its this that these those with by as at from about into than then there their "
+    "they them he she we you i me my our your his her can could would should will shall may might "
+    "must has have had not no yes so such also only just very more most much many some any all each "
+    "both either neither other another same own if but because while when where after before over "
+    "under between through during up down out off again further once here s t don isn aren wasn "
+    "according note notes source sources passage passages document documents mentioned mention says "
+    "say said states stated roughly approximately around about answer question however therefore "
+    "thus e g i e etc".split())
+_ZH_STOP = frozenset(
+    "笔记 记录 根据 提到 资料 来源 文档 说明 显示 指出 表示 认为 介绍 描述 提供 其中 以及 因此 所以 但是 而且 "
+    "并且 非常 主要 大约 左右 比较 相关 这个 那个 这些 那些 一个 一种 可以 能够 就是 还是 或者 以上 如下 "
+    "什么 怎么 如何 哪些 为什么 多少 是否 我们 你们 他们 它们 没有 不是 通过 进行 使用 具体 上述 总之 答案 问题 "
+    "段落 文中 原文 资料中 笔记中".split())
+
+
+def _stop(word: str) -> bool:
+    from tutor.lexical import STOPWORDS
+
+    return word in STOPWORDS or word in _EN_STOP or word in _ZH_STOP
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+@lru_cache(maxsize=4096)
+def _passage_view(passage: str) -> tuple[str, str, frozenset[float]]:
+    """(lower text, lower text without whitespace, number values) of one passage, cached: the
+    same sources are judged again for every sentence and every citation subset."""
+    low = unicodedata.normalize("NFKC", passage).lower()
+    nums = set()
+    for scaled, plain, _, _ in extract_numbers(passage):
+        nums.update((scaled, plain))
+    return low, re.sub(r"\s+", "", low), frozenset(nums)
+
+
+def _latin_present(word: str, low: str) -> bool:
+    """Word-start match, so "parameter" finds "parameters"; crude plural / -ed / -ing stems."""
+    stems = {word}
+    for suf in ("ies", "es", "s", "ed", "ing"):
+        if word.endswith(suf) and len(word) - len(suf) >= 4:
+            stems.add(word[: -len(suf)])
+    return any(re.search(r"(?<![a-z0-9])" + re.escape(s), low) for s in stems)
+
+
+def _cjk_coverage(word: str, flat: str) -> float:
+    """1 if the word occurs; else the share of its character bigrams that do (3+ characters),
+    so "传统方法" still counts mostly against "传统的方法"."""
+    if word in flat:
+        return 1.0
+    if len(word) < 3:
+        return 0.0
+    grams = [word[i:i + 2] for i in range(len(word) - 1)]
+    return sum(g in flat for g in grams) / len(grams)
+
+
+def _translations(term: str) -> list[str]:
+    from tutor.glossary import translate_terms
+
+    return [t for t in translate_terms(term).lower().split() if t]
+
+
+class LexicalJudge(Judge):
+    """Heuristic support check — no model, deterministic, instant; treat it as a proxy.
+
+    1. Numbers gate: every number in the claim must occur in the passages (scale-aware: "60M" =
+       "6000万" = "60 million"; a plain "15.3" matches "15.3%"). A wrong figure is the commonest
+       unsupported claim, and this catches it reliably.
+    2. Term coverage: Latin words (names, CamelCase, acronyms weigh 2, other words 1) and Chinese
+       content words (jieba; 2+ characters) of the claim, stopwords removed, must be covered by
+       the passages — directly or through their zh↔en glossary translation — to at least
+       `threshold` of the total weight.
+
+    It cannot see paraphrase beyond the glossary, negation or wrong relations between right words
+    ("A beat B" vs "B beat A"); its agreement with hand labels is reported next to its scores.
+    """
+
+    name = "lexical"
+    kind = "heuristic"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def terms(self, claim: str) -> list[tuple[str, float, bool]]:
+        """(term, weight, is_latin) of the claim's checkable words."""
+        text = unicodedata.normalize("NFKC", claim)
+        out: list[tuple[str, float, bool]] = []
+        seen: set[str] = set()
+        first = True
+        for m in _LATIN.finditer(text):
+            w = re.sub(r"'s$", "", m.group(0))
+            low = w.lower()
+            if len(low) < 2 or _stop(low) or low in seen:
+                first = False
+                continue
+            seen.add(low)
+            entity = any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w) or \
+                (w[0].isupper() and not first)
+            out.append((low, 2.0 if entity else 1.0, True))
+            first = False
+        for chunk in re.findall(r"[\u3400-\u9fff]+", text):
+            for w in _jieba().lcut(chunk):
+                if len(w) >= 2 and not _stop(w) and w not in seen:
+                    seen.add(w)
+                    out.append((w, 1.0, False))
+        return out
+
+    def coverage(self, claim: str, passages: list[str]) -> float | None:
+        """Weighted share of the claim's terms the passages cover; 0 if a number is missing;
+        None if the claim has nothing to check (a heading, "好的。")."""
+        views = [_passage_view(p) for p in passages]
+        low = "\n".join(v[0] for v in views)
+        flat = "".join(v[1] for v in views)
+        nums = frozenset().union(*(v[2] for v in views))
+        claim_nums = extract_numbers(claim)
+        if any(scaled not in nums for scaled, _, _, _ in claim_nums):
+            return 0.0
+        terms = self.terms(claim)
+        if not terms and not claim_nums:
+            return None
+        total = sum(w for _, w, _ in terms) + 2.0 * len(claim_nums)
+        got = 2.0 * len(claim_nums)
+        for term, w, latin in terms:
+            if latin:
+                hit = 1.0 if _latin_present(term, low) else 0.0
+            else:
+                hit = _cjk_coverage(term, flat)
+            if hit < 1.0:
+                tr = _translations(term)
+                if any((_cjk_coverage(t, flat) == 1.0) if _CJK.search(t) else _latin_present(t, low)
+                       for t in tr):
+                    hit = 1.0
+            got += w * hit
+        return got / total
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+        cov = self.coverage(claim, passages)
+        return True if cov is None else cov >= self.threshold
+
+
+# ---- LLM judge ---------------------------------------------------------------------------------
+_PROMPTS = {
+    "en": ("You check whether a claim is supported by the given passages. Reply with one word: "
+           "yes or no.",
+           "Passages:\n{passages}\n\nClaim: {claim}\n\nIs every part of the claim stated in, or "
+           "directly implied by, the passages above? Numbers and names must match exactly. "
+           "Reply with one word: yes or no."),
+    "zh": ("你负责判断一个陈述是否得到给定段落的支持。只回答一个字：是 或 否。",
+           "段落：\n{passages}\n\n陈述：{claim}\n\n这个陈述的每一部分是否都能在上面的段落中找到或直接推出？"
+           "数字和名称必须完全一致。只回答一个字：是 或 否。"),
+}
+_YES, _NO = "yes", "no"
+_START = re.compile(r"^[\s*_`\"'“「(（]*(yes|no|是|否|不是|不支持|支持|对|不对|正确|错误)", re.I)
+_START_MAP = {"yes": _YES, "no": _NO, "是": _YES, "否": _NO, "不是": _NO, "不支持": _NO, "支持": _YES,
+              "对": _YES, "不对": _NO, "正确": _YES, "错误": _NO}
+_PASSAGE_CHARS, _TOTAL_CHARS = 1500, 6000  # keeps prompt + passages inside a 4k context
+
+
+def parse_verdict(text: str) -> bool | None:
+    """True / False from a yes-no reply, None if it cannot be read (then the claim counts as
+    unsupported, and the judge counts the failure)."""
+    t = unicodedata.normalize("NFKC", text or "").strip().lower()
+    m = _START.match(t)
+    if m:
+        return _START_MAP[m.group(1)] == _YES
+    found = set()
+    if re.search(r"\byes\b", t) or re.search(r"(?:答案|回答|结论)[是为:]*\s*是", t):
+        found.add(_YES)
+    if re.search(r"\bno\b", t) or "否" in t or "不支持" in t:
+        found.add(_NO)
+    return (found.pop() == _YES) if len(found) == 1 else None
+
+
+def claim_lang(claim: str, lang: str | None = None) -> str:
+    """zh or en for the prompt: the item's lang if it says, else the claim's script."""
+    if lang and lang.lower().startswith("zh"):
+        return "zh"
+    if lang == "en":
+        return "en"
+    from tutor.glossary import language
+
+    return language(claim)
+
+
+class LLMJudge(Judge):
+    """A strict yes/no entailment question per (claim, passages), in the claim's language, at
+    temperature 0, to any backend (`judge_backend` / `judge_model` / `judge_base_url`). The model
+    loads on first use. Unreadable replies count as "not supported" and are counted in
+    `unparseable`, so a judge that ignores the format shows up in the report."""
+
+    name = "llm"
+    kind = "llm"
+
+    def __init__(self, settings: "Settings | None" = None, llm: "LLM | None" = None) -> None:
+        super().__init__()
+        if settings is None and llm is None:
+            raise ValueError("LLMJudge needs settings or an llm")
+        self._settings = settings
+        self._llm = llm
+        self._llm_lock = threading.Lock()
+        self.calls = 0
+        self.unparseable = 0
+        self.unparseable_examples: list[str] = []
+
+    @property
+    def llm(self) -> "LLM":
+        with self._llm_lock:
+            if self._llm is None:
+                from tutor.llm import make_llm
+
+                s = self._settings
+                self._llm = make_llm(s, backend=s.judge_backend, model=s.judge_model,
+                                     base_url=s.judge_base_url)
+            return self._llm
+
+    def describe(self) -> dict:
+        s = self._settings
+        model = self._llm.model if self._llm is not None else (s.judge_model if s else "")
+        backend = self._llm.backend if self._llm is not None else (s.judge_backend if s else "")
+        return {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
+                "calls": self.calls, "unparseable": self.unparseable}
+
+    def messages(self, claim: str, passages: list[str], lang: str | None = None) -> list[dict]:
+        system, user = _PROMPTS[claim_lang(claim, lang)]
+        budget, parts = _TOTAL_CHARS, []
+        for i, p in enumerate(passages, start=1):
+            p = " ".join(p.split())[: min(_PASSAGE_CHARS, budget)]
+            budget -= len(p)
+            parts.append(f"[{i}] {p}")
+            if budget <= 0:
+                break
+        return [{"role": "system", "content": system},
+                {"role": "user", "content": user.format(passages="\n".join(parts), claim=claim)}]
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+        from tutor.llm import GenParams
+        from tutor.llm.base import is_reasoning_model
+
+        llm = self.llm
+        # a reasoning model thinks before its verdict; an ordinary one needs a few tokens only
+        max_tokens = max(self._settings.max_tokens, 1024) if self._settings and \
+            is_reasoning_model(llm.model) else 8
+        text, _ = llm.complete(self.messages(claim, passages, lang),
+                               GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
+        verdict = parse_verdict(text)
+        with self._lock:
+            self.calls += 1
+            if verdict is None:
+                self.unparseable += 1
+                if len(self.unparseable_examples) < 5:
+                    self.unparseable_examples.append(text[:80])
+        return bool(verdict)
+
+
+# ---- factory and agreement ------------------------------------------------------------------
+_MADE: dict[str, Judge] = {}
+_MADE_LOCK = threading.Lock()
+
+
+def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
+    """The judge called `name` (default: settings.judge). The last one made per name is kept, so
+    the report can measure agreement with the very instance (and cache) that scored the run."""
+    name = (name or (settings.judge if settings else "lexical")).strip().lower()
+    if name == "lexical":
+        judge: Judge = LexicalJudge()
+    elif name == "llm":
+        if settings is None:
+            raise ValueError("the llm judge needs settings (judge_backend / judge_model)")
+        judge = LLMJudge(settings)
+    else:
+        raise ValueError(f"unknown judge {name!r}: choose {' or '.join(JUDGES)}")
+    with _MADE_LOCK:
+        _MADE[name] = judge
+    return judge
+
+
+def last_judge(name: str) -> Judge | None:
+    with _MADE_LOCK:
+        return _MADE.get(name)
+
+
+def load_labels(path: Path) -> list[dict]:
+    """Hand-labelled support cases: {"id", "claim", "passages", "lang", "supported", "source"}."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            out.append(d)
+    return out
+
+
+def agreement(judge: Judge, labels: list[dict]) -> dict:
+    """Run the judge on each labelled case: accuracy, Cohen's kappa, confusion counts, per
+    `source` accuracy and the first disagreements (to read, not just count)."""
+    from .metrics import cohen_kappa
+
+    truth = [bool(d["supported"]) for d in labels]
+    pred = judge.supported_many((d["claim"], list(d["passages"]), d.get("lang")) for d in labels)
+    n = len(labels)
+    acc = sum(t == p for t, p in zip(truth, pred)) / n if n else None
+    by_source: dict[str, list[bool]] = {}
+    for d, t, p in zip(labels, truth, pred):
+        by_source.setdefault(d.get("source") or "?", []).append(t == p)
+    return {
+        "n": n, "accuracy": round(acc, 4) if acc is not None else None,
+        "kappa": _r(cohen_kappa(truth, pred)),
+        "tp": sum(t and p for t, p in zip(truth, pred)), "fp": sum(p and not t for t, p in zip(truth, pred)),
+        "fn": sum(t and not p for t, p in zip(truth, pred)),
+        "tn": sum(not t and not p for t, p in zip(truth, pred)),
+        "by_source": {s: {"n": len(v), "accuracy": round(sum(v) / len(v), 4)} for s, v in by_source.items()},
+        "disagreements": [{"id": d.get("id"), "claim": d["claim"][:120], "label": t, "judge": p}
+                          for d, t, p in zip(labels, truth, pred) if t != p][:10],
+    }
+
+
+def _r(x: float | None) -> float | None:
+    return round(x, 4) if x is not None else None
