@@ -343,7 +343,7 @@ def test_compare_runs(run_rows, tmp_path: Path) -> None:
 
 def test_empty_answer_scores_zero_citation_metrics() -> None:
     item = _item("e", "factoid", ["15.3"])
-    ans = {"answer": "[1] [2]", "refused": False, "citations": [{"n": 1}], "sources": [{"text": "x"}, {"text": "y"}]}
+    ans = {"answer": "[1] [2]", "refused": False, "citations": [{"n": 1, "file": "a.txt", "page": None}], "sources": [{"text": "x"}, {"text": "y"}]}
     scores, judged = score_answer(item, ans, LexicalJudge())
     assert (scores["citation_recall"], scores["citation_precision"], scores["faithfulness"]) == (0.0, 0.0, None)
     assert scores["correct"] is False and judged == []

@@ -2,7 +2,6 @@
 a scripted LLM, plus one slow smoke run on a real tiny model), the factory and agreement."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -129,3 +128,17 @@ def test_llm_judge_on_a_real_tiny_model(tmp_path_factory: pytest.TempPathFactory
     assert all(isinstance(v, bool) for v in got) and j.calls == 2
     assert j.describe()["backend"] == "llamacpp"
     j.llm.close()
+
+
+def test_llm_judge_shares_the_answering_model_only_when_identical() -> None:
+    answering = ScriptedLLM([])
+    same = LLMJudge(Settings(backend="llamacpp", model="m", judge_backend="llama.cpp", judge_model="m"))
+    same.share_llm(answering)
+    assert same._llm is answering
+    other = LLMJudge(Settings(backend="llamacpp", model="m", judge_backend="llamacpp", judge_model="big"))
+    other.share_llm(answering)
+    assert other._llm is None
+    remote = LLMJudge(Settings(backend="openai", model="m", base_url="http://a/v1", judge_backend="openai",
+                               judge_model="m", judge_base_url="http://b/v1"))
+    remote.share_llm(answering)
+    assert remote._llm is None

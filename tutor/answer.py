@@ -23,7 +23,7 @@ _SCAFFOLD = re.compile(r"</?(?:sources?|question)\b[^>]*>", re.I)
 # lines where a small model echoes our prompt layout instead of answering
 _ECHO_LINE = re.compile(r"^\s*(?:问题[:：]|question:|资料\s*\[\d+\]|source \[\d+\]|请根据以上资料|using the sources above)",
                         re.I | re.M)
-_SENTENCE = re.compile(r"[^。！？；!?\n]+(?:[。！？；!?]+|(?<=[a-z0-9%)])\.(?=\s|$)|\n|$)", re.I)
+_SENTENCE = re.compile(r"[^。！？；!?\n]+?(?:[。！？；!?]+|(?<=[a-z0-9%)])\.(?=\s|$)|\n|$)", re.I)
 _TERMS = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9.\-%]*", re.I)
 ATTRIBUTION_MIN = 0.35
 
@@ -70,8 +70,11 @@ def normalise_citations(text: str, n_sources: int) -> str:
     return _CITE.sub(repl, text)
 
 
-def clean_answer(text: str) -> str:
+def clean_answer(text: str, question: str = "") -> str:
     text = text.replace(CANARY, "[redacted]")
+    q = question.strip()
+    if q and text.lstrip().startswith(q):  # small models often restate the question first
+        text = text.lstrip()[len(q):]
     text = _SCAFFOLD.sub("", text)
     text = "\n".join(ln for ln in text.splitlines() if not _ECHO_LINE.match(ln))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
@@ -228,7 +231,7 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
 
 def finalize(question: str, text: str, thinking: str, hits: list[Hit], llm: LLM,
              timings: dict, lang: str) -> Answer:
-    text = clean_answer(text)
+    text = clean_answer(text, question)
     thinking = clean_answer(thinking) or None
     if is_refusal(text) or not text:
         return Answer(question, REFUSAL_TEXT[lang], True, [], hits, thinking, llm.model, llm.backend, timings,

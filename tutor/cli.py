@@ -205,6 +205,136 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
         console.print(c)
 
 
+STAGES = {"retrieving": {"zh": "检索笔记…", "en": "searching the notes…"},
+          "thinking": {"zh": "思考中…", "en": "thinking…"},
+          "rewriting": {"zh": "理解追问…", "en": "reading the follow-up…"}}
+
+
+def _render_sources(answer) -> None:
+    if answer.refused:
+        return
+    cited = {c.n for c in answer.citations}
+    if not cited:
+        console.print("[yellow]（ungrounded: no valid citation）[/yellow]")
+    for i, h in enumerate(answer.sources, start=1):
+        if i not in cited:
+            continue
+        c = h.chunk
+        where = " › ".join(x for x in (c.title, c.section) if x)
+        page = f", p. {c.page}" if c.page is not None else ""
+        console.print(f"  [bold][{i}][/bold] {where}{page} [dim]({c.file})[/dim]", highlight=False)
+
+
+def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False):
+    """Render one answer live, then replace the preview with the final cited text.
+    Returns the final Answer (None if interrupted)."""
+    from rich.live import Live
+    from rich.text import Text
+
+    from .glossary import language
+
+    lang = language(question)
+    answer = None
+    preview = ""
+    live = Live(Text(""), console=console, refresh_per_second=8, transient=True)
+    try:
+        with live:
+            for ev in tutor.ask_stream(question, history=history, k=k):
+                if ev.kind == "stage":
+                    live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
+                elif ev.kind == "rewritten":
+                    live.console.print(f"[dim]→ {ev.text}[/dim]", highlight=False)
+                elif ev.kind == "reasoning" and show_reasoning:
+                    live.console.print(Text(ev.text, style="dim"), end="")
+                elif ev.kind == "token":
+                    preview += ev.text
+                    live.update(Text(preview))
+                elif ev.kind == "done":
+                    answer = ev.answer
+    except KeyboardInterrupt:
+        console.print(Text(preview))
+        console.print("[dim](stopped)[/dim]")
+        return None
+    console.print(Text(answer.text))
+    _render_sources(answer)
+    return answer
+
+
+@app.command("ask")
+def ask_cmd(
+    question: str = typer.Argument(..., help="the learner's question (zh or en)"),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="llamacpp | openai | vllm"),
+    model: Optional[str] = typer.Option(None, "--model", help="preset, GGUF path or served model name"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    reasoning: bool = typer.Option(False, "--show-reasoning", help="print the model's thinking (dim)"),
+):
+    """Answer a question from the corpus, with cited sources."""
+    with user_errors():
+        if not question.strip():
+            raise ValueError("empty question: ask something, e.g. tutor ask \"什么是残差连接？\"")
+        s = settings(backend=backend, model=model, base_url=base_url, top_k=k)
+        tutor = _make_tutor(s)
+        if json_out:
+            print(json.dumps(tutor.ask(question, k=k).to_dict(), ensure_ascii=False))
+            return
+        _stream_answer(tutor, question, k=k, show_reasoning=reasoning)
+
+
+@app.command("chat")
+def chat_cmd(
+    backend: Optional[str] = typer.Option(None, "--backend"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    base_url: Optional[str] = typer.Option(None, "--base-url"),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k"),
+):
+    """Multi-turn tutoring in the terminal. /sources, /reset, /quit; Ctrl-C stops an answer."""
+    from .chat import Conversation
+
+    with user_errors():
+        tutor = _make_tutor(settings(backend=backend, model=model, base_url=base_url, top_k=k))
+        conv = Conversation()
+        last = None
+        console.print("[bold]用AI学AI[/bold] — ask about deep learning & LLMs. /sources /reset /quit")
+        while True:
+            try:
+                q = console.input("[bold cyan]你> [/bold cyan]").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                break
+            if not q:
+                continue
+            if q in ("/quit", "/exit", "/q"):
+                break
+            if q == "/reset":
+                conv.reset()
+                last = None
+                console.print("[dim]history cleared[/dim]")
+                continue
+            if q == "/sources":
+                if last is None:
+                    console.print("[dim]no answer yet[/dim]")
+                for i, h in enumerate(last.sources if last else [], start=1):
+                    c = h.chunk
+                    console.print(f"[bold][{i}][/bold] {c.title} › {c.section}"
+                                  + (f", p. {c.page}" if c.page else "") + f"\n[dim]{_snippet(c.text, 300)}[/dim]",
+                                  highlight=False)
+                continue
+            try:
+                ans = _stream_answer(tutor, q, history=conv.turns, k=k)
+            except Exception as e:  # one failed turn must not end the session
+                from .llm.base import LLMError
+
+                if isinstance(e, (LLMError, ValueError)):
+                    err.print(f"[red]error:[/red] {e}")
+                    continue
+                raise
+            if ans is not None:
+                conv.add(q, ans.text)
+                last = ans
+
+
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
                        invoke_without_command=True)
 app.add_typer(eval_app, name="eval")
@@ -261,6 +391,18 @@ def eval_cmd(
                 raise ValueError(str(e)) from None
         _print_summary(report)
         console.print(f"report: {out / 'report.md'}")
+
+
+@eval_app.command("compare")
+def eval_compare(run_a: Path = typer.Argument(..., help="run folder A"),
+                 run_b: Path = typer.Argument(..., help="run folder B")):
+    """Two run folders side by side, then the per-item changes."""
+    from rich.markdown import Markdown
+
+    from .evaluation.compare import compare_cli
+
+    with user_errors():
+        console.print(Markdown(compare_cli(run_a, run_b)))
 
 
 def _print_summary(report: dict) -> None:

@@ -45,11 +45,11 @@ class Settings:
     translated_weight: float = 1.0  # RRF weight of the glossary-translated query's lists
     split_parts: bool = True  # also search each part of a multi-part question
     part_weight: float = 0.5  # RRF weight of each part's lists
-    dense_weight: float = 1.0  # RRF weight of dense lists in hybrid mode
+    dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode
     bm25_weight: float = 1.0  # RRF weight of BM25 lists in hybrid mode
     lang_balance: bool = False  # rank zh and en chunks in separate lists before fusing
     title_boost: float = 0.0  # fused-score boost for files whose title the question names
-    source_boost: float = 0.0  # boost for the folder a question points at ("my notes", "d2l")
+    source_boost: float = 0.5  # boost for the folder a question points at ("my notes", "d2l")
     file_decay: float = 0.0  # > 0: soft per-file diversity (score × decay^n) instead of file_cap
     file_cap: int = 2  # at most this many chunks of one file in the top k (0: no cap)
     bm25_k1: float = 1.2

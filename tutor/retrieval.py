@@ -58,25 +58,23 @@ def rrf(lists: list[Ranked], k: int = 60) -> list[tuple[int, float]]:
 
 
 def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
-              cap: int) -> list[tuple[int, float]]:
-    """The first `k` of `ranked` with at most `cap` rows per group (file); rows held back by the
-    cap come after, in their order, and fill up the k places if too few groups are left.
-    `cap` ≤ 0 turns it off."""
+              cap: int, window: int = 5) -> list[tuple[int, float]]:
+    """The first `k` of `ranked`, with at most `cap` rows of one group (file) in the first
+    `window` places, 2·cap in the first 2·window, and so on; a row held back by the cap comes
+    back as soon as its group is allowed again. The first `window` rows are therefore the same
+    whatever `k` is (a search for 10 starts with the search for 5). `cap` ≤ 0 turns it off."""
     if cap <= 0:
         return ranked[:k]
-    taken: list[tuple[int, float]] = []
-    held: list[tuple[int, float]] = []
+    pool = list(ranked)
     count: dict[str, int] = {}
-    for row, score in ranked:
-        if len(taken) >= k:
-            break
-        g = group(row)
-        if count.get(g, 0) < cap:
-            count[g] = count.get(g, 0) + 1
-            taken.append((row, score))
-        else:
-            held.append((row, score))
-    return (taken + held)[:k]
+    out: list[tuple[int, float]] = []
+    while pool and len(out) < k:
+        allowed = cap * (len(out) // max(window, 1) + 1)
+        i = next((i for i, (row, _) in enumerate(pool) if count.get(group(row), 0) < allowed), 0)
+        row, score = pool.pop(i)
+        count[group(row)] = count.get(group(row), 0) + 1
+        out.append((row, score))
+    return out
 
 
 def diversify_soft(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
@@ -297,7 +295,7 @@ class Retriever:
         if s.file_decay > 0:
             fused = diversify_soft(fused, lambda row: chunks[row].file, k, s.file_decay)
         else:
-            fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap)
+            fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k)
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
         timings["total"] = (time.perf_counter() - t0) * 1000
         sim = None

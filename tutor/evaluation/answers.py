@@ -11,7 +11,7 @@ import re
 from typing import Callable
 
 from .dataset import EvalItem, normalize
-from .judges import Judge, agreement, extract_numbers, last_judge, load_labels, make_judge
+from .judges import Judge, LLMJudge, agreement, extract_numbers, last_judge, load_labels, make_judge
 from .metrics import aggregate, is_correct, latency_summary, percentile, refusal_prf
 from .sentences import citations_in, split_sentences, strip_citations
 
@@ -158,6 +158,8 @@ def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object
             row.update(error=f"answer: {e}", scores=_empty_scores(item))
             return row
         row.update({k: ans.get(k) for k in ANSWER_FIELDS})
+        if isinstance(judge, LLMJudge) and (llm := getattr(tutor, "llm", None)) is not None:
+            judge.share_llm(llm)  # same model as the answers: no second copy
         try:
             row["scores"], row["judged"] = score_answer(item, ans, judge)
         except LLMError as e:
@@ -376,10 +378,11 @@ def item_problems(item: EvalItem, row: dict) -> list[str]:
                    f"answer: “{_clip(row.get('answer'))}”")
     if s.get("refused_ok") is False:
         out.append(f"answered an unanswerable question: “{_clip(row.get('answer'))}”")
-    if row.get("refused") is False and not row.get("judged"):
+    empty = row.get("refused") is False and not row.get("judged")
+    if empty:
         out.append(f"empty answer (no sentence to judge): “{_clip(row.get('answer'), 80)}”")
     rec = s.get("citation_recall")
-    if rec is not None and rec < LOW_RECALL:
+    if rec is not None and rec < LOW_RECALL and not empty:
         bad = [d["sentence"] for d in row.get("judged") or [] if not d.get("supported")]
         out.append(f"low citation recall {rec:.2f}; unsupported: " + " / ".join(f"“{_clip(b, 100)}”" for b in bad[:3]))
     inj = s.get("injection") or {}

@@ -109,6 +109,9 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
     ja, jb = (rep_a.get("judge") or {}).get("name"), (rep_b.get("judge") or {}).get("name")
     if ja and jb and ja != jb:
         parts.append(f"\n**Different judges** ({ja} vs {jb}): citation and faithfulness scores are not comparable.")
+    if rows_a and rows_b and set(rows_a) != set(rows_b):
+        parts.append(f"\n**Different item sets** (A {len(rows_a)}, B {len(rows_b)}, {sum(i in rows_b for i in rows_a)} "
+                     "shared): the headline covers each run's own items; the per-item lists only shared ones.")
     rows = [[label, _get(rep_a, p), _get(rep_b, p), _delta(_get(rep_a, p), _get(rep_b, p))] for label, p in HEADLINE]
     rows = [r for r in rows if r[1] is not None or r[2] is not None]
     parts += ["\n## Headline\n", md_table(["metric", "A", "B", "Δ (B − A)"], rows)]

@@ -311,6 +311,21 @@ class LLMJudge(Judge):
                                      base_url=s.judge_base_url)
             return self._llm
 
+    def share_llm(self, answering: "LLM") -> None:
+        """Reuse the answering model when the judge is configured as the very same one, instead
+        of loading a second in-process copy (llama.cpp / vLLM serialise calls anyway)."""
+        s = self._settings
+        if s is None or self._llm is not None:
+            return
+        from tutor.llm.base import BACKENDS
+
+        same = (BACKENDS.get(s.judge_backend.strip().lower()) == BACKENDS.get(s.backend.strip().lower())
+                and s.judge_model == s.model
+                and (BACKENDS.get(s.backend.strip().lower()) != "openai" or s.judge_base_url == s.base_url))
+        if same:
+            with self._llm_lock:
+                self._llm = self._llm or answering
+
     def describe(self) -> dict:
         s = self._settings
         model = self._llm.model if self._llm is not None else (s.judge_model if s else "")

@@ -55,9 +55,13 @@ def latency_hist(rows: list[dict], path: Path) -> Path | None:
         return None
     fig = _figure(6.5, 3.6)
     ax = fig.add_subplot()
+    every = [v for vals in series.values() for v in vals]
+    n_bins = min(30, max(5, len(series["total"]) // 3))
+    lo, hi = min(every), max(every)
+    bins = [lo + (hi - lo) * i / n_bins for i in range(n_bins + 1)] if hi > lo else n_bins  # shared bins
     for key, vals in series.items():
         if vals:
-            ax.hist(vals, bins=min(30, max(5, len(vals) // 3)), alpha=0.6, label=key.replace("_", " "))
+            ax.hist(vals, bins=bins, alpha=0.6, label=key.replace("_", " "))
     ax.set_xlabel("seconds")
     ax.set_ylabel("items")
     ax.set_title(f"Answer latency ({len(series['total'])} answers)")

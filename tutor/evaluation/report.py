@@ -74,4 +74,8 @@ def write_reports(out: Path, report: dict, items: list[EvalItem], rows: list[dic
     if lat.get("p50") is not None:
         md.append(f"\nSearch latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms.\n")
     md.append(misses_md(items, rows, sig.get("retrieval_mode", "hybrid")))
+    if "answers" in report:
+        from .plots import write_plots
+
+        write_plots(out, report, rows)
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")

@@ -54,7 +54,8 @@ def _read_results(path: Path) -> dict[str, dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:  # a line cut by an interruption: redo that item
                 continue
-            done[row["id"]] = row
+            if "error" not in row:  # an item that failed (e.g. server down) is retried on resume
+                done[row["id"]] = row
     return done
 
 
@@ -139,5 +140,5 @@ def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: flo
     if rows and "scores" in rows[0]:
         from .answers import answer_report
 
-        report.update(answer_report(items, rows))
+        report.update(answer_report(items, rows, wall_s=wall_s, resumed=resumed))
     return report
