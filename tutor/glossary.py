@@ -169,7 +169,7 @@ PAIRS: list[tuple[str, str]] = [
     ("policy", "策略"), ("agent", "智能体"), ("environment", "环境"), ("controller", "控制器"),
     ("evolution", "进化"), ("evolution strategy", "进化策略"), ("evolve", "进化"),
     ("dream", "梦境"), ("dream", "梦"), ("imagination", "想象"), ("rollout", "回合"),
-    ("episode", "回合"), ("trial", "试验"), ("score", "分数"), ("score", "得分"),
+    ("episode", "回合"), ("trial", "试验"), ("score", "分数"), ("score", "得分"), ("score", "分"),
     ("racing", "赛车"), ("game", "游戏"), ("task", "任务"), ("vision model", "视觉模型"),
     ("cold start", "冷启动"), ("chain of thought", "思维链"), ("aha moment", "顿悟"),
     ("self-evolution", "自我进化"), ("reflection", "反思"), ("readability", "可读性"),

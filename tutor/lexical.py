@@ -130,6 +130,23 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+HEADING_WEIGHT = 1  # heading-path tokens count this many times in a chunk's BM25 document
+
+
+def chunk_tokens(chunk, heading_weight: int | None = None) -> list[str]:
+    """A chunk's BM25 document: its searchable text (heading path + cleaned text), with the
+    heading path's tokens repeated so a question naming a section ("ResNet", "Scaling Laws")
+    prefers the chunks under it."""
+    from .chunking import SEP, searchable_text
+
+    tokens = tokenize(searchable_text(chunk))
+    w = HEADING_WEIGHT if heading_weight is None else heading_weight
+    if w > 1:
+        head = SEP.join(p for p in (chunk.title, chunk.section) if p)
+        tokens += tokenize(head) * (w - 1)
+    return tokens
+
+
 def bm25_index(tokens: list[list[str]], k1: float = 1.2, b: float = 0.75):
     """A bm25s index over pre-tokenised chunks (an empty chunk gets a placeholder token)."""
     import bm25s

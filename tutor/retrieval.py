@@ -28,12 +28,11 @@ from typing import Callable
 
 import numpy as np
 
-from .chunking import searchable_text
 from .config import Settings
 from .embedding import Embedder
 from .glossary import language, translate_terms
 from .index import IndexData, IndexError_
-from .lexical import bm25_index, tokenize
+from .lexical import bm25_index, chunk_tokens, tokenize
 from .types import Hit, SearchResult
 
 MODES = ("hybrid", "dense", "bm25")
@@ -77,25 +76,6 @@ def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: i
     return out
 
 
-def diversify_soft(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
-                   decay: float) -> list[tuple[int, float]]:
-    """Greedy: each pick is the row with the best score × decay^(rows of its group already
-    picked), so a file's third chunk must beat the other files' best by a margin."""
-    pool = list(ranked)
-    count: dict[str, int] = {}
-    out: list[tuple[int, float]] = []
-    while pool and len(out) < k:
-        best_i, best = 0, -1.0
-        for i, (row, score) in enumerate(pool):
-            adj = score * decay ** count.get(group(row), 0)
-            if adj > best:
-                best_i, best = i, adj
-        row, score = pool.pop(best_i)
-        count[group(row)] = count.get(group(row), 0) + 1
-        out.append((row, score))
-    return out
-
-
 # where a question points at one kind of source ("my notes", "the paper", "d2l"): the folder
 # under the corpus whose chunks get `Settings.source_boost`
 SOURCE_HINTS: list[tuple[re.Pattern, str]] = [
@@ -128,47 +108,16 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.bm25 = self._checked_bm25()
-        self.chunk_lang = [language(c.text) for c in index.chunks]
-        self._titles = self._title_tokens()
+        self._paths = {c.file: c.path for c in index.chunks}
 
-    def _title_tokens(self) -> dict[str, set[str]]:
-        """Per file, the rare Latin tokens of its title (model and paper names: deepseek-v3,
-        alexnet, bert, world): a question naming them points at that document."""
-        titles: dict[str, set[str]] = {}
-        for c in self.index.chunks:
-            if c.file not in titles:
-                titles[c.file] = {t for t in tokenize(c.title) if t.isascii() and len(t) >= 2
-                                  and not t.replace(".", "").isdigit()}
-        df: dict[str, int] = {}
-        for toks in titles.values():
-            for t in toks:
-                df[t] = df.get(t, 0) + 1
-        return {f: {t for t in toks if df[t] <= 2} for f, toks in titles.items()}
-
-    def _boosts(self, query: str, tokens: list[str]) -> dict[str, float]:
-        """Per file, the factor its chunks' fused scores are multiplied by."""
+    def _boosts(self, query: str) -> dict[str, float]:
+        """Per file, the factor its chunks' fused scores are multiplied by: the folder the
+        question points at ("my notes" → notes/, "the paper" → papers/, "d2l" → d2l-zh/)."""
         s = self.settings
-        out: dict[str, float] = {}
-        if s.title_boost:
-            q = set(tokens)
-            for f, toks in self._titles.items():
-                if toks & q:
-                    out[f] = out.get(f, 1.0) * (1 + s.title_boost)
-        if s.source_boost:
-            prefixes = [p for rx, p in SOURCE_HINTS if rx.search(query)]
-            if prefixes:
-                for c in self.index.chunks:
-                    if c.file not in out or True:
-                        pass
-                for f, path in self._file_paths().items():
-                    if any(path.startswith(p) for p in prefixes):
-                        out[f] = out.get(f, 1.0) * (1 + s.source_boost)
-        return out
-
-    def _file_paths(self) -> dict[str, str]:
-        if not hasattr(self, "_paths"):
-            self._paths = {c.file: c.path for c in self.index.chunks}
-        return self._paths
+        prefixes = tuple(p for rx, p in SOURCE_HINTS if rx.search(query)) if s.source_boost else ()
+        if not prefixes:
+            return {}
+        return {f: 1 + s.source_boost for f, path in self._paths.items() if path.startswith(prefixes)}
 
     # ---- BM25 over the current tokeniser ------------------------------------------------------
     def _checked_bm25(self):
@@ -184,7 +133,7 @@ class Retriever:
             abs(float(getattr(index.bm25, "b", -1)) - s.bm25_b) < 1e-9
         if params_ok and self._tokens_current():
             return index.bm25
-        tokens = [tokenize(searchable_text(c)) for c in index.chunks]
+        tokens = [chunk_tokens(c, s.heading_weight) for c in index.chunks]
         return bm25_index(tokens, k1=s.bm25_k1, b=s.bm25_b)
 
     def _tokens_current(self, sample: int = 24) -> bool:
@@ -197,7 +146,7 @@ class Retriever:
             for i, line in enumerate(f):
                 if i in want:
                     stored = json.loads(line)["t"]
-                    if stored != tokenize(searchable_text(self.index.chunks[i])):
+                    if stored != chunk_tokens(self.index.chunks[i], self.settings.heading_weight):
                         return False
         return True
 
@@ -222,16 +171,6 @@ class Retriever:
         pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
         return Ranked([r for r, _ in pairs], [s for _, s in pairs])
 
-    def _by_language(self, ranked: Ranked) -> list[Ranked]:
-        """One list per chunk language, each ranked on its own: the best Chinese chunk is first in
-        its list even when the question is English and English chunks fill the top of the whole."""
-        out: dict[str, tuple[list[int], list[float]]] = {}
-        for row, score in zip(ranked.rows, ranked.scores):
-            rows, scores = out.setdefault(self.chunk_lang[row], ([], []))
-            rows.append(row)
-            scores.append(score)
-        return [Ranked(rows, scores, ranked.weight) for rows, scores in out.values()]
-
     # ---- search ---------------------------------------------------------------------------------
     def variants(self, query: str) -> list[tuple[str, str, float]]:
         """(kind, text, weight) of every query variant: "q" the question, "x" its translation,
@@ -241,7 +180,10 @@ class Retriever:
         if s.cross_lingual:
             extra = translate_terms(query)
             if extra:
-                out = [("q", query, s.original_weight), ("x", f"{query} {extra}", s.translated_weight)]
+                # the translated question holds the question's own words too; the bare question
+                # only adds lists biased to its own language (weight 0 by default: not run)
+                out = [("q", query, s.original_weight)] if s.original_weight > 0 else []
+                out.append(("x", f"{query} {extra}", s.translated_weight))
         if s.split_parts:
             for part in split_parts(query):
                 extra = translate_terms(part) if s.cross_lingual else ""
@@ -281,21 +223,16 @@ class Retriever:
                 lists.append(Ranked(ranked.rows, ranked.scores, w * vw))
             timings["bm25"] = (time.perf_counter() - t) * 1000
         lists = [r for r in lists if r.rows]
-        if s.lang_balance:
-            lists = [sub for r in lists for sub in self._by_language(r)]
         if len(lists) == 1 and len(variants) == 1:  # a single list: keep its own scores
             fused = list(zip(lists[0].rows, lists[0].scores))
         else:
             fused = rrf(lists, s.rrf_k)
         chunks = self.index.chunks
-        boosts = self._boosts(query, tokenize(" ".join(t for _, t, _ in variants)))
+        boosts = self._boosts(query)
         if boosts:
             fused = sorted(((row, score * boosts.get(chunks[row].file, 1.0)) for row, score in fused),
                            key=lambda kv: (-kv[1], kv[0]))
-        if s.file_decay > 0:
-            fused = diversify_soft(fused, lambda row: chunks[row].file, k, s.file_decay)
-        else:
-            fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k)
+        fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k)
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
         timings["total"] = (time.perf_counter() - t0) * 1000
         sim = None

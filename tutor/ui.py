@@ -1,0 +1,690 @@
+"""The Gradio web UI over `Tutor`: streamed chat with clickable citations, a sources panel, feedback.
+
+One `Tutor` serves every browser session; each session's conversation lives in a `gr.State`.
+Rendering rules:
+- the final `Answer` replaces the streamed preview (tokens are only a preview);
+- the model's reasoning goes into a collapsed "thinking" message, never into the answer;
+- each valid [n] in an answer becomes a link `#src-<turn>-<n>`; a small page script (CITE_JS)
+  catches clicks on those links and shows, opens, highlights and scrolls to card n of that turn
+  in the sources panel, where the passage sentences the answer drew on are <mark>ed;
+- errors the user can act on (no index, model server down, empty question) become one chat line.
+"""
+from __future__ import annotations
+
+import fcntl
+import html
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .config import Settings
+from .glossary import language
+from .types import Answer, Hit
+
+log = logging.getLogger("tutor.ui")
+
+# ---- UI text -------------------------------------------------------------------------------------
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "用AI学AI · AI 助教",
+        "subtitle": "根据学习笔记和论文回答深度学习与大模型问题，每句话都注明出处。点击答案里的 [n] 查看原文。",
+        "placeholder": "输入你的问题，例如：ResNet 的残差连接解决了什么问题？（Enter 发送）",
+        "send": "发送",
+        "stop": "停止",
+        "clear": "新对话",
+        "chat_label": "对话",
+        "sources": "来源",
+        "sources_empty": "提问后，这里会列出答案引用的原文段落。点击答案中的 [n] 跳到对应段落。",
+        "sources_for": "问题",
+        "cited": "已引用",
+        "not_cited": "检索到，未引用",
+        "page": "第 {p} 页",
+        "settings": "设置",
+        "backend": "后端",
+        "model": "模型",
+        "index": "索引",
+        "index_none": "还没有索引：请先运行 `tutor ingest`",
+        "index_ok": "{n} 个段落",
+        "topk": "检索段落数（top-k）",
+        "lang": "界面语言",
+        "examples": "试试这些问题",
+        "about": "关于资料库",
+        "about_md": (
+            "答案只来自以下资料：\n\n"
+            "- **五篇中文学习笔记**（“用AI学AI”）\n"
+            "- **DeepSeek 论文**：DeepSeek-V2、V3、R1、DeepSeekMoE（MIT 许可）\n"
+            "- **World Models**，David Ha 与 Jürgen Schmidhuber，https://worldmodels.github.io（CC BY 4.0）\n"
+            "- **《动手学深度学习》d2l-zh 的 10 章**，作者 Aston Zhang、Zachary C. Lipton、Mu Li、"
+            "Alexander J. Smola，https://zh.d2l.ai（文字以 CC BY-SA 4.0 许可）\n\n"
+            "资料里没有的内容，助教会直说不知道。"
+        ),
+        "fb_label": "反馈（可选评论）",
+        "fb_placeholder": "写下评论，再点答案下方的 👍 / 👎；或点完后在这里补充并点“提交评论”",
+        "fb_send": "提交评论",
+        "fb_thanks_up": "谢谢！已记录 👍",
+        "fb_thanks_down": "谢谢！已记录 👎，我们会改进。",
+        "fb_comment_saved": "评论已记录，谢谢！",
+        "fb_none": "还没有可以评价的回答。",
+        "fb_removed": "已取消评价。",
+        "stage_rewriting": "理解追问…",
+        "stage_retrieving": "检索笔记…",
+        "stage_thinking": "思考中…",
+        "thinking": "💭 思考过程",
+        "rewritten": "↪ 追问理解为：{q}",
+        "stopped": "⏹ 已停止",
+        "err_no_index": "⚠️ 还没有索引：请先运行 `tutor ingest`。",
+        "err_index": "⚠️ 索引不可用：{e}",
+        "err_llm": "⚠️ 模型服务出错（检查模型服务是否在运行）：{e}",
+        "err_model": "⚠️ 模型不可用：{e}",
+        "err_empty": "⚠️ 请输入一个问题，例如：ResNet 的残差连接解决了什么问题？",
+        "err_other": "⚠️ 出错了（{t}）：{e}",
+        "ungrounded": "（这个回答没有可核对的引用，请谨慎参考。）",
+    },
+    "en": {
+        "title": "Learn AI with AI · AI tutor",
+        "subtitle": "Answers about deep learning and LLMs from study notes and papers, with a source for each "
+                    "claim. Click an [n] in an answer to see the passage.",
+        "placeholder": "Ask a question, e.g. What is Mixture of Experts? (Enter to send)",
+        "send": "Send",
+        "stop": "Stop",
+        "clear": "New chat",
+        "chat_label": "Chat",
+        "sources": "Sources",
+        "sources_empty": "After you ask, the passages the answer cites are listed here. Click an [n] in the "
+                         "answer to jump to its passage.",
+        "sources_for": "Question",
+        "cited": "cited",
+        "not_cited": "retrieved, not cited",
+        "page": "p. {p}",
+        "settings": "Settings",
+        "backend": "Backend",
+        "model": "Model",
+        "index": "Index",
+        "index_none": "no index yet: run `tutor ingest` first",
+        "index_ok": "{n} passages",
+        "topk": "Passages to retrieve (top-k)",
+        "lang": "Interface language",
+        "examples": "Try these questions",
+        "about": "About the corpus",
+        "about_md": (
+            "Answers come only from:\n\n"
+            "- **Five Chinese study notes** (\"Learn AI with AI\")\n"
+            "- **DeepSeek papers**: DeepSeek-V2, V3, R1 and DeepSeekMoE (MIT license)\n"
+            "- **World Models** by David Ha and Jürgen Schmidhuber, https://worldmodels.github.io (CC BY 4.0)\n"
+            "- **10 chapters of 动手学深度学习 (d2l-zh, Dive into Deep Learning)** by Aston Zhang, "
+            "Zachary C. Lipton, Mu Li and Alexander J. Smola, https://zh.d2l.ai (text under CC BY-SA 4.0)\n\n"
+            "When the answer is not in these sources, the tutor says so."
+        ),
+        "fb_label": "Feedback (optional comment)",
+        "fb_placeholder": "Write a comment, then click 👍 / 👎 under the answer — or rate first, then add a "
+                          "comment here and press “Send comment”",
+        "fb_send": "Send comment",
+        "fb_thanks_up": "Thanks! Recorded 👍",
+        "fb_thanks_down": "Thanks! Recorded 👎 — we'll improve.",
+        "fb_comment_saved": "Comment recorded, thank you!",
+        "fb_none": "There is no answer to rate yet.",
+        "fb_removed": "Rating removed.",
+        "stage_rewriting": "reading the follow-up…",
+        "stage_retrieving": "searching the notes…",
+        "stage_thinking": "thinking…",
+        "thinking": "💭 Thinking",
+        "rewritten": "↪ Follow-up read as: {q}",
+        "stopped": "⏹ stopped",
+        "err_no_index": "⚠️ No index yet: run `tutor ingest` first.",
+        "err_index": "⚠️ The index is not usable: {e}",
+        "err_llm": "⚠️ The model server failed (is it running?): {e}",
+        "err_model": "⚠️ The model is not available: {e}",
+        "err_empty": "⚠️ Please type a question, e.g. What is Mixture of Experts?",
+        "err_other": "⚠️ Something went wrong ({t}): {e}",
+        "ungrounded": "(This answer has no citation to check it against; treat it with care.)",
+    },
+}
+
+LANG_CHOICES = [("自动 / Auto", "auto"), ("中文", "zh"), ("English", "en")]
+
+EXAMPLES = [
+    "ResNet 的残差连接解决了什么问题？",
+    "What is Mixture of Experts?",
+    "DeepSeek-V3 有多少参数？",
+    "Transformer 的自注意力是怎么计算的？",
+    "What is a world model?",
+]
+
+
+def ui_lang(choice: str | None, text: str = "") -> str:
+    """The interface language: the toggle, or in "auto" the learner's language (Chinese by default)."""
+    if choice in ("zh", "en"):
+        return choice
+    return language(text) if text and text.strip() else "zh"
+
+
+def t(lang: str, key: str, **kw: Any) -> str:
+    s = TEXT.get(lang, TEXT["zh"])[key]
+    return s.format(**kw) if kw else s
+
+
+# ---- citations and sources ---------------------------------------------------------------------
+
+# the citation shapes the answer module normalises to: [1] [1][2]
+_CITE = re.compile(r"\[(\d{1,3})\]")
+_SENT = re.compile(r"[^。！？；!?\n]+(?:[。！？；!?]+|\.(?=\s|$)|\n|$)")
+_TERM = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9\-]*", re.I)
+_STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "is", "are", "for", "on", "with", "by", "as",
+         "that", "this", "it", "be", "was", "at", "from"}
+
+
+def _terms(text: str) -> set[str]:
+    toks = [x.lower() for x in _TERM.findall(text)]
+    out = {x for x in toks if not ("\u4e00" <= x[0] <= "\u9fff") and x not in _STOP and len(x) > 1}
+    cjk = [x for x in toks if "\u4e00" <= x[0] <= "\u9fff"]
+    out |= {a + b for a, b in zip(cjk, cjk[1:])}
+    return out
+
+
+def cited_sentences(answer_text: str) -> dict[int, list[str]]:
+    """n → the answer sentences that cite [n] (citations removed)."""
+    out: dict[int, list[str]] = {}
+    for m in _SENT.finditer(answer_text):
+        sent = m.group(0)
+        for n in {int(x) for x in _CITE.findall(sent)}:
+            out.setdefault(n, []).append(_CITE.sub("", sent).strip())
+    return out
+
+
+def highlight(chunk_text: str, claims: list[str], min_overlap: float = 0.25) -> str:
+    """The chunk as HTML with the sentences that best support `claims` wrapped in <mark>."""
+    spans = [(m.start(), m.end()) for m in _SENT.finditer(chunk_text) if m.group(0).strip()]
+    marked: set[int] = set()
+    for claim in claims:
+        ct = _terms(claim)
+        if not ct:
+            continue
+        scored = []
+        for i, (a, b) in enumerate(spans):
+            st = _terms(chunk_text[a:b])
+            if st:
+                scored.append((len(ct & st) / len(ct), i))
+        scored.sort(reverse=True)
+        if scored and scored[0][0] >= min_overlap:
+            best = scored[0][0]
+            marked |= {i for s, i in scored[:3] if s >= max(min_overlap, best * 0.8)}
+    out, pos = [], 0
+    for i, (a, b) in enumerate(spans):
+        if i in marked:
+            out.append(html.escape(chunk_text[pos:a]))
+            out.append(f"<mark>{html.escape(chunk_text[a:b])}</mark>")
+            pos = b
+    out.append(html.escape(chunk_text[pos:]))
+    return "".join(out)
+
+
+def render_answer(text: str, turn: int, n_sources: int) -> str:
+    """Answer text with each valid [n] as a link to card n of this turn's sources."""
+    def link(m: re.Match) -> str:
+        n = int(m.group(1))
+        if not 1 <= n <= n_sources:
+            return m.group(0)
+        return f'<a class="cite" href="#src-{turn}-{n}" title="source {n}">[{n}]</a>'
+
+    return _CITE.sub(link, text)
+
+
+def _credit(path: str) -> str:
+    p = path.replace("\\", "/")
+    if p.startswith("d2l-zh/") or "/d2l-zh/" in p:
+        return ("《动手学深度学习》d2l-zh · Aston Zhang, Zachary C. Lipton, Mu Li, Alexander J. Smola · "
+                '<a href="https://zh.d2l.ai" target="_blank" rel="noopener">zh.d2l.ai</a> · CC BY-SA 4.0')
+    if "world_models" in p:
+        return ("David Ha, Jürgen Schmidhuber · "
+                '<a href="https://worldmodels.github.io" target="_blank" rel="noopener">worldmodels.github.io</a>'
+                " · CC BY 4.0")
+    if "deepseek" in p.lower():
+        return "DeepSeek-AI · MIT"
+    return ""
+
+
+def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
+                        answer: Answer | None = None, visible: bool = True) -> str:
+    """One turn's source cards (ids src-<turn>-<n>); cited ones open, cited sentences marked."""
+    claims = cited_sentences(answer.text) if answer is not None and not answer.refused else {}
+    cited = {c.n for c in answer.citations} if answer is not None else set()
+    cards = []
+    for n, h in enumerate(hits, start=1):
+        c = h.chunk
+        head = " › ".join(html.escape(p) for p in (c.title, c.section) if p)
+        meta = [html.escape(c.file)]
+        if c.page is not None:
+            meta.insert(0, t(lang, "page", p=c.page))
+        credit = _credit(c.path or c.file)
+        if credit:
+            meta.append(credit)
+        status = ""
+        if answer is not None:
+            status = (f'<span class="src-badge cited">{t(lang, "cited")}</span>' if n in cited else
+                      f'<span class="src-badge">{t(lang, "not_cited")}</span>')
+        body = highlight(c.text, claims.get(n, [])) if n in claims else html.escape(c.text)
+        cards.append(
+            f'<details class="src-card{" is-cited" if n in cited else ""}" id="src-{turn}-{n}" '
+            f'data-turn="{turn}" data-n="{n}"{" open" if n in cited else ""}>'
+            f'<summary><span class="src-n">[{n}]</span> <span class="src-title">{head}</span> {status}</summary>'
+            f'<div class="src-meta">{" · ".join(meta)}</div>'
+            f'<div class="src-text">{body}</div></details>')
+    style = "" if visible else ' style="display:none"'
+    return (f'<div class="src-turn" id="turn-{turn}" data-turn="{turn}"{style}>'
+            f'<div class="src-q">{t(lang, "sources_for")}: {html.escape(question)}</div>'
+            + "".join(cards) + "</div>")
+
+
+def render_sources_panel(sess: dict, lang: str, live: str | None = None) -> str:
+    """Every turn's sources (only the latest visible; citation clicks switch turns client-side)."""
+    blocks = [render_turn_sources(i, tr["question"], tr["hits"], lang, tr.get("answer"), visible=False)
+              for i, tr in enumerate(sess["turns"]) if tr.get("hits")]
+    if live is not None:
+        blocks.append(live)
+    if not blocks:
+        return f'<div class="tutor-sources"><p class="src-empty">{t(lang, "sources_empty")}</p></div>'
+    # the latest block is visible
+    last = blocks[-1].replace(' style="display:none"', "", 1)
+    return '<div class="tutor-sources">' + "".join(blocks[:-1]) + last + "</div>"
+
+
+# ---- feedback ----------------------------------------------------------------------------------
+
+_FEEDBACK_LOCK = threading.Lock()
+
+
+def append_feedback(path: Path | str, record: dict) -> None:
+    """Append one JSON line; safe across threads (lock) and processes (flock)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with _FEEDBACK_LOCK, open(path, "a", encoding="utf-8") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            f.write(line)
+            f.flush()
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def feedback_record(settings: Settings, turn: dict, rating: str | None, comment: str, fid: str) -> dict:
+    ans: Answer = turn["answer"]
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "feedback_id": fid,
+        "rating": rating,  # "up" | "down" | None (comment only)
+        "comment": comment.strip(),
+        "question": turn["question"],
+        "standalone_question": ans.standalone_question,
+        "answer": ans.text,
+        "citations": [c.to_dict() for c in ans.citations],
+        "refused": ans.refused,
+        "grounded": ans.grounded,
+        "sources": [{"n": i, "chunk_id": h.chunk.id, "file": h.chunk.file, "section": h.chunk.section,
+                     "page": h.chunk.page} for i, h in enumerate(ans.sources, start=1)],
+        "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()},
+        "config": {"backend": settings.backend, "model": ans.model or settings.model, "top_k": turn["top_k"],
+                   "retrieval_mode": settings.retrieval_mode, "embedder": settings.embedder},
+    }
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+def error_message(e: BaseException, lang: str) -> str:
+    """One line the learner can act on; never a stack trace."""
+    from .index import IndexError_
+    from .llm.base import LLMError
+    from .models import ModelError
+
+    msg = " ".join(str(e).split())[:400]
+    if isinstance(e, IndexError_):
+        return t(lang, "err_no_index") if "no index" in msg else t(lang, "err_index", e=msg)
+    if isinstance(e, LLMError):
+        return t(lang, "err_llm", e=msg)
+    if isinstance(e, ModelError):
+        return t(lang, "err_model", e=msg)
+    if isinstance(e, ValueError) and "empty question" in msg:
+        return t(lang, "err_empty")
+    log.exception("unexpected error while answering")
+    return t(lang, "err_other", t=type(e).__name__, e=msg)
+
+
+# ---- the app -----------------------------------------------------------------------------------
+
+CSS = """
+.tutor-sources { font-size: 0.92em; }
+.tutor-sources .src-q { color: var(--body-text-color-subdued); margin: 0.2em 0 0.6em; }
+.tutor-sources .src-empty { color: var(--body-text-color-subdued); }
+.src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 0.4em 0.7em;
+            margin-bottom: 0.6em; transition: box-shadow .3s, border-color .3s; }
+.src-card summary { cursor: pointer; }
+.src-card.is-cited { border-color: var(--color-accent-soft, #c7d2fe); }
+.src-card.active { border-color: var(--color-accent, #f97316); box-shadow: 0 0 0 3px var(--color-accent-soft, #fed7aa); }
+.src-n { font-weight: 700; }
+.src-badge { font-size: 0.8em; padding: 0 0.4em; border-radius: 4px; background: var(--background-fill-secondary); }
+.src-badge.cited { background: var(--color-accent-soft, #fed7aa); }
+.src-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0.3em 0; }
+.src-text { white-space: pre-wrap; max-height: 24em; overflow-y: auto; line-height: 1.5; }
+.src-text mark { background: #fde68a; color: inherit; padding: 0 1px; }
+a.cite { font-weight: 600; text-decoration: none; cursor: pointer; }
+#sources-panel { max-height: 78vh; overflow-y: auto; }
+"""
+
+# Runs once on page load. A capture-phase listener so the chatbot's own link handling never
+# opens "#src-…" as a new tab; works for answers rendered later too (event delegation).
+CITE_JS = """
+() => {
+  if (window.__tutorCites) return;
+  window.__tutorCites = true;
+  window.tutorShowSource = (id) => {
+    const card = document.getElementById(id);
+    if (!card) return false;
+    const turn = card.closest('.src-turn');
+    document.querySelectorAll('.src-turn').forEach(el => { el.style.display = (el === turn) ? '' : 'none'; });
+    document.querySelectorAll('.src-card.active').forEach(el => el.classList.remove('active'));
+    card.classList.add('active');
+    card.open = true;
+    card.scrollIntoView({behavior: 'smooth', block: 'start'});
+    const mark = card.querySelector('mark');
+    if (mark) setTimeout(() => mark.scrollIntoView({behavior: 'smooth', block: 'nearest'}), 350);
+    return true;
+  };
+  document.addEventListener('click', (ev) => {
+    const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#src-"]') : null;
+    if (!a) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    window.tutorShowSource(a.getAttribute('href').slice(1));
+  }, true);
+}
+"""
+
+
+def _theme():
+    sys_font = ["ui-sans-serif", "system-ui", "PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "sans-serif"]
+    # local fonts only: the app must work offline (no Google Fonts request)
+    return gr.themes.Soft(font=sys_font, font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def _content_text(msg: Any) -> str:
+    """The text of a chatbot message as Gradio hands it back (str or a list of parts)."""
+    content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", "")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _new_session() -> dict:
+    return {"history": [], "turns": [], "msg_turn": {}, "last_rated": None}
+
+
+def build_app(tutor) -> gr.Blocks:
+    """The Blocks app. Launch it with `launch()` (which adds the theme, CSS and citation script)."""
+    s: Settings = tutor.settings
+
+    def index_status(lang: str) -> str:
+        from .index import IndexError_
+
+        try:
+            n = len(tutor.index.chunks)
+        except IndexError_:
+            return t(lang, "index_none")
+        except Exception as e:  # a damaged index must not stop the page from loading
+            return str(e)[:200]
+        return t(lang, "index_ok", n=n)
+
+    def settings_md(lang: str) -> str:
+        return (f"**{t(lang, 'backend')}**: `{s.backend}`  \n**{t(lang, 'model')}**: `{s.model}`  \n"
+                f"**{t(lang, 'index')}**: {index_status(lang)}")
+
+    with gr.Blocks(title="用AI学AI · AI tutor", analytics_enabled=False, fill_height=False) as demo:
+        sess = gr.State(_new_session)
+        lang_now = gr.State("zh")  # the resolved UI language of this session
+
+        with gr.Sidebar(label=t("zh", "settings"), open=True, position="left"):
+            settings_box = gr.Markdown(settings_md("zh"), elem_id="settings-info")
+            topk = gr.Slider(1, 20, value=s.top_k, step=1, label=t("zh", "topk"), elem_id="topk")
+            lang_choice = gr.Radio(LANG_CHOICES, value="auto", label=t("zh", "lang"), elem_id="lang-toggle")
+            examples_hdr = gr.Markdown(f"**{t('zh', 'examples')}**")
+            ex_buttons = [gr.Button(q, size="sm", elem_classes=["example-q"]) for q in EXAMPLES]
+            with gr.Accordion(t("zh", "about"), open=False, elem_id="about-corpus") as about_acc:
+                about_md = gr.Markdown(t("zh", "about_md"))
+
+        header = gr.Markdown(f"## {t('zh', 'title')}\n{t('zh', 'subtitle')}", elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chatbot = gr.Chatbot(label=t("zh", "chat_label"), elem_id="chatbot", height=560,
+                                     buttons=["copy"], feedback_options=("Like", "Dislike"),
+                                     sanitize_html=True, render_markdown=True, autoscroll=True,
+                                     group_consecutive_messages=False)
+                with gr.Row():
+                    msg = gr.Textbox(placeholder=t("zh", "placeholder"), show_label=False, scale=6,
+                                     lines=1, max_lines=6, elem_id="question", autofocus=True)
+                    send = gr.Button(t("zh", "send"), variant="primary", scale=1, min_width=80, elem_id="send")
+                    stop = gr.Button(t("zh", "stop"), variant="stop", scale=1, min_width=80, elem_id="stop")
+                with gr.Row():
+                    comment = gr.Textbox(label=t("zh", "fb_label"), placeholder=t("zh", "fb_placeholder"),
+                                         scale=6, lines=1, elem_id="fb-comment")
+                    fb_send = gr.Button(t("zh", "fb_send"), scale=1, min_width=80, elem_id="fb-send")
+                    clear = gr.Button(t("zh", "clear"), scale=1, min_width=80, elem_id="clear")
+                fb_status = gr.Markdown("", elem_id="fb-status")
+            with gr.Column(scale=2, min_width=320):
+                sources_hdr = gr.Markdown(f"### {t('zh', 'sources')}")
+                sources = gr.HTML(render_sources_panel(_new_session(), "zh"), elem_id="sources-panel",
+                                  js_on_load=None)
+
+        # ---- language ------------------------------------------------------------------------
+        relabel_outputs = [lang_now, settings_box, topk, lang_choice, examples_hdr, about_acc, about_md, header,
+                           chatbot, msg, send, stop, comment, fb_send, clear, sources_hdr, sources]
+
+        def relabel(lang: str, sess_v: dict):
+            return (lang, settings_md(lang), gr.update(label=t(lang, "topk")), gr.update(label=t(lang, "lang")),
+                    f"**{t(lang, 'examples')}**", gr.update(label=t(lang, "about")), t(lang, "about_md"),
+                    f"## {t(lang, 'title')}\n{t(lang, 'subtitle')}", gr.update(label=t(lang, "chat_label")),
+                    gr.update(placeholder=t(lang, "placeholder")), gr.update(value=t(lang, "send")),
+                    gr.update(value=t(lang, "stop")),
+                    gr.update(label=t(lang, "fb_label"), placeholder=t(lang, "fb_placeholder")),
+                    gr.update(value=t(lang, "fb_send")), gr.update(value=t(lang, "clear")),
+                    f"### {t(lang, 'sources')}", render_sources_panel(sess_v, lang))
+
+        def on_lang(choice: str, sess_v: dict):
+            last_q = sess_v["turns"][-1]["question"] if sess_v["turns"] else ""
+            return relabel(ui_lang(choice, last_q), sess_v)
+
+        lang_choice.change(on_lang, [lang_choice, sess], relabel_outputs, queue=False)
+        demo.load(lambda sess_v: relabel("zh", sess_v), [sess], relabel_outputs, queue=False)
+
+        # ---- asking --------------------------------------------------------------------------
+        def respond(message: str, chat: list, sess_v: dict, k: float, choice: str, cur_lang: str):
+            """Stream one turn: (chatbot, textbox, sources, fb_status) per yield."""
+            chat = list(chat or [])
+            question = (message or "").strip()
+            lang = ui_lang(choice, question) if question else cur_lang
+            turn_no = len(sess_v["turns"])
+            if question:
+                chat.append({"role": "user", "content": question})
+            answer_i = first_i = len(chat)
+            chat.append({"role": "assistant", "content": f"_⏳ {t(lang, 'stage_retrieving')}_"})
+            live_sources = None
+            yield chat, "", gr.update(), ""
+            thinking: dict | None = None
+            preview = ""
+            try:
+                for ev in tutor.ask_stream(question, history=list(sess_v["history"]), k=int(k)):
+                    if ev.kind == "stage":
+                        if not preview:
+                            chat[answer_i] = {"role": "assistant",
+                                              "content": f"_⏳ {t(lang, 'stage_' + ev.text) if ev.text in ('rewriting', 'retrieving', 'thinking') else ev.text}_"}
+                            yield chat, gr.update(), gr.update(), gr.update()
+                    elif ev.kind == "rewritten":
+                        chat.insert(answer_i, {"role": "assistant", "content": ev.text,
+                                               "metadata": {"title": t(lang, "rewritten", q=ev.text),
+                                                            "status": "done"}})
+                        answer_i += 1
+                        yield chat, gr.update(), gr.update(), gr.update()
+                    elif ev.kind == "sources":
+                        live_sources = render_turn_sources(turn_no, question, list(ev.hits), lang)
+                        yield chat, gr.update(), render_sources_panel(sess_v, lang, live=live_sources), gr.update()
+                    elif ev.kind == "reasoning":
+                        if thinking is None:
+                            thinking = {"role": "assistant", "content": "",
+                                        "metadata": {"title": t(lang, "thinking"), "status": "pending"}}
+                            chat.insert(answer_i, thinking)
+                            answer_i += 1
+                        thinking["content"] += ev.text
+                        yield chat, gr.update(), gr.update(), gr.update()
+                    elif ev.kind == "token":
+                        preview += ev.text
+                        chat[answer_i] = {"role": "assistant", "content": preview}
+                        yield chat, gr.update(), gr.update(), gr.update()
+                    elif ev.kind == "done":
+                        ans: Answer = ev.answer
+                        if ans.reasoning:
+                            if thinking is None:
+                                thinking = {"role": "assistant", "content": "",
+                                            "metadata": {"title": t(lang, "thinking")}}
+                                chat.insert(answer_i, thinking)
+                                answer_i += 1
+                            thinking["content"] = ans.reasoning
+                            thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                        elif thinking is not None:  # the "reasoning" was answer text after all
+                            chat.remove(thinking)
+                            answer_i -= 1
+                        text = render_answer(ans.text, turn_no, len(ans.sources))
+                        if not ans.refused and not ans.grounded:
+                            text += f"\n\n_{t(lang, 'ungrounded')}_"
+                        chat[answer_i] = {"role": "assistant", "content": text}
+                        sess_v["turns"].append({"question": question, "answer": ans, "hits": list(ans.sources),
+                                                "top_k": int(k)})
+                        sess_v["history"].append((question, ans.text))
+                        for i in range(first_i, answer_i + 1):  # rewrite/thinking/answer messages
+                            sess_v["msg_turn"][i] = turn_no
+                        yield chat, gr.update(), render_sources_panel(sess_v, lang), gr.update()
+            except Exception as e:  # noqa: BLE001 - shown to the learner as one line
+                if thinking is not None and thinking.get("metadata", {}).get("status") == "pending":
+                    thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                chat[answer_i] = {"role": "assistant", "content": error_message(e, lang)}
+                yield chat, gr.update(), gr.update(), gr.update()
+
+        ask_inputs = [msg, chatbot, sess, topk, lang_choice, lang_now]
+        ask_outputs = [chatbot, msg, sources, fb_status]
+        events = [
+            msg.submit(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"),
+            send.click(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"),
+        ]
+        for b, q in zip(ex_buttons, EXAMPLES):
+            events.append(b.click(lambda q=q: q, None, msg, queue=False)
+                          .then(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"))
+
+        # language follows the learner in "auto" mode once a question was asked
+        def follow_lang(choice: str, sess_v: dict, cur: str):
+            if choice != "auto" or not sess_v["turns"]:
+                return (gr.skip(),) * len(relabel_outputs)
+            lang = ui_lang(choice, sess_v["turns"][-1]["question"])
+            if lang == cur:
+                return (gr.skip(),) * len(relabel_outputs)
+            return relabel(lang, sess_v)
+
+        for ev in events:
+            ev.then(follow_lang, [lang_choice, sess, lang_now], relabel_outputs, queue=False)
+
+        def on_stop(chat: list, cur_lang: str):
+            chat = list(chat or [])
+            if chat and chat[-1].get("role") == "assistant" and not chat[-1].get("metadata", {}).get("title"):
+                text = _content_text(chat[-1])
+                if not text.startswith("⚠️") and t(cur_lang, "stopped") not in text:
+                    text = re.sub(r"^_⏳ .*_$", "", text.strip())
+                    chat[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") +
+                                f"_{t(cur_lang, 'stopped')}_"}
+            for m in chat:
+                md = m.get("metadata") or {}
+                if md.get("status") == "pending":
+                    m["metadata"] = {**md, "status": "done"}
+            return chat
+
+        stop.click(on_stop, [chatbot, lang_now], [chatbot], cancels=events, queue=False)
+
+        def on_clear(cur_lang: str):
+            fresh = _new_session()
+            return [], fresh, render_sources_panel(fresh, cur_lang), "", ""
+
+        clear.click(on_clear, [lang_now], [chatbot, sess, sources, fb_status, comment], cancels=events,
+                    queue=False)
+
+        # ---- feedback ------------------------------------------------------------------------
+        def on_like(data: gr.LikeData, text: str, sess_v: dict, cur_lang: str):
+            idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+            turn_no = sess_v["msg_turn"].get(int(idx))
+            if turn_no is None:
+                return gr.update(), t(cur_lang, "fb_none")
+            liked = data.liked
+            if liked in (None, "", []):  # the learner took the rating back
+                sess_v["last_rated"] = None
+                return gr.update(), t(cur_lang, "fb_removed")
+            rating = "up" if liked is True or str(liked).lower() in ("like", "true") else "down"
+            fid = uuid.uuid4().hex[:12]
+            append_feedback(s.feedback_path, feedback_record(s, sess_v["turns"][turn_no], rating, text or "", fid))
+            sess_v["last_rated"] = {"turn": turn_no, "rating": rating, "id": fid}
+            return "", t(cur_lang, "fb_thanks_up" if rating == "up" else "fb_thanks_down")
+
+        chatbot.like(on_like, [comment, sess, lang_now], [comment, fb_status], queue=False)
+
+        def on_comment(text: str, sess_v: dict, cur_lang: str):
+            if not (text or "").strip():
+                return gr.update(), gr.update()
+            if not sess_v["turns"]:
+                return gr.update(), t(cur_lang, "fb_none")
+            last = sess_v["last_rated"] or {"turn": len(sess_v["turns"]) - 1, "rating": None,
+                                             "id": uuid.uuid4().hex[:12]}
+            append_feedback(s.feedback_path,
+                            feedback_record(s, sess_v["turns"][last["turn"]], last["rating"], text, last["id"]))
+            return "", t(cur_lang, "fb_comment_saved")
+
+        fb_send.click(on_comment, [comment, sess, lang_now], [comment, fb_status], queue=False)
+        comment.submit(on_comment, [comment, sess, lang_now], [comment, fb_status], queue=False)
+
+    return demo
+
+
+def warm_up(tutor) -> None:
+    """Load the index, the embedder and the model in the background so the first answer is quick.
+    Failures are only logged: the chat shows them when a question needs the missing part."""
+    t0 = time.perf_counter()
+    try:
+        tutor.search("warm up", k=1)
+        tutor.llm  # noqa: B018 - loads (llamacpp) or checks (servers) the model
+    except Exception as e:  # noqa: BLE001
+        log.warning("warm-up stopped: %s", " ".join(str(e).split())[:200])
+        return
+    log.info("warm-up done in %.1fs", time.perf_counter() - t0)
+
+
+def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None,
+           share: bool = False, warmup: bool = True, tutor=None, **kwargs: Any):
+    """Serve the UI (blocking). Starts even without an index; the chat then explains what to do."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .api import Tutor
+    from .config import load_settings
+
+    settings = settings or load_settings()
+    tutor = tutor or Tutor(settings, progress=lambda m: log.info("%s", m))
+    demo = build_app(tutor)
+    if warmup:
+        threading.Thread(target=warm_up, args=(tutor,), daemon=True, name="tutor-warmup").start()
+    demo.queue(default_concurrency_limit=4)
+    return demo.launch(server_name=host or settings.host, server_port=port or settings.port, share=share,
+                       theme=_theme(), css=CSS, js=CITE_JS, footer_links=["api", "settings"],
+                       show_error=False, **kwargs)
