@@ -164,14 +164,15 @@ class _StreamGuard:
         self.sent = 0
 
     def feed(self, piece: str) -> str:
-        self.buf += piece
+        # a canary completes only inside the held-back tail, so redacting there is enough
+        self.buf = self.buf[: self.sent] + (self.buf[self.sent:] + piece).replace(CANARY, "")
         stripped = self.buf.lstrip()
         if REFUSAL.startswith(stripped[: len(REFUSAL)].upper()) and len(stripped) <= len(REFUSAL) + 2:
             return ""
         safe_end = max(self.sent, len(self.buf) - len(CANARY))
         out = self.buf[self.sent:safe_end]
         self.sent = safe_end
-        return out.replace(CANARY, "")
+        return out
 
 
 def refused_answer(question: str, lang: str, hits: list[Hit], timings: dict, model: str,

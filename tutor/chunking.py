@@ -20,8 +20,9 @@ _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|")
 # d2l-zh repeats each code cell for mxnet (the untagged `{.python .input}`), tensorflow and
-# paddle beside pytorch; only the pytorch copy is kept (the others are noise to a learner's search)
-_D2L_OTHER_TAB = re.compile(r"^```\{\.python \.input\}\s*\n(?!#@tab [^\n]*pytorch)")
+# paddle beside pytorch; only the pytorch copy is kept (the others are noise to a learner's search).
+# `#@tab all` cells are shared by every framework (there is no separate pytorch copy): kept.
+_D2L_OTHER_TAB = re.compile(r"^```\{\.python \.input\}\s*\n(?!#@tab [^\n]*(?:pytorch|\ball\b))")
 # a sentence ends at Chinese 。！？； (optionally followed by closing quotes/brackets), or at
 # English .!?; followed by whitespace
 _SENT_END = re.compile(r"[。！？；][”’」』）)\]]*|[.!?;][\"')\]]*(?=\s)")
@@ -32,7 +33,7 @@ class _Atom:
     start: int
     end: int
     path: tuple[str, ...]
-    kind: str  # heading | prose | code | table
+    kind: str  # heading | prose | code | table | skip (a dropped d2l cell: chunks never span it)
     level: int = 0  # heading level, for kind == "heading"
 
 
@@ -98,6 +99,8 @@ def atomize(doc: Document, size: int) -> list[_Atom]:
             head = "".join(ln for _, ln in block[:2])
             if not _D2L_OTHER_TAB.match(head):
                 atoms += _block_atoms(block, path, "code", size)
+            else:
+                atoms.append(_Atom(pos, block[-1][0] + len(block[-1][1]), path, "skip"))
             i = j + 1
             continue
         if _TABLE_ROW.match(line):
@@ -173,6 +176,11 @@ def chunk_document(doc: Document, size: int = 500, overlap: int = 80,
         return group[-1].end - group[0].start if group else 0
 
     for k, atom in enumerate(atoms):
+        if atom.kind == "skip":  # a chunk's text is one span: close it before a dropped cell
+            if cur:
+                groups.append(cur)
+            cur = []
+            continue
         if cur and atom.kind == "heading" and atom.level <= break_level:
             groups.append(cur)
             cur = []
@@ -196,6 +204,9 @@ def chunk_document(doc: Document, size: int = 500, overlap: int = 80,
         start, end = g[0].start, g[-1].end
         raw = doc.text[start:end]
         lead = len(raw) - len(raw.lstrip())
+        if any(a.kind in ("code", "table") and a.start <= start + lead < a.end for a in g):
+            # a chunk that opens on a code line / table row keeps the line's indentation
+            lead = max(0, doc.text.rfind("\n", start, start + lead) + 1 - start)
         start, end = start + lead, start + len(raw.rstrip())
         if end <= start:
             continue

@@ -335,6 +335,17 @@ def chat_cmd(
                 last = ans
 
 
+@app.command("serve")
+def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional[int] = typer.Option(None, "--port"),
+              share: bool = typer.Option(False, "--share", help="also open a public Gradio share link")):
+    """Start the web UI (Gradio) on 127.0.0.1:7860 by default."""
+    with user_errors():
+        from .ui import launch
+
+        s = settings(host=host, port=port)
+        launch(s, s.host, s.port, share=share)
+
+
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
                        invoke_without_command=True)
 app.add_typer(eval_app, name="eval")

@@ -47,10 +47,16 @@ def _ignore_patterns(root: Path) -> list[str]:
 
 
 def _ignored(rel: str, patterns: list[str]) -> bool:
+    """gitignore-like: `name`, `*.md`, `drafts/` match any path component; a pattern with a slash
+    (`papers/old`, `/todo.md`) matches the path from the corpus root, or a folder on it."""
     parts = rel.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     for pat in patterns:
         pat = pat.rstrip("/")
-        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts):
+        if "/" in pat:
+            if any(fnmatch.fnmatch(p, pat.lstrip("/")) for p in prefixes):
+                return True
+        elif fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts):
             return True
     return False
 
@@ -96,6 +102,14 @@ def _strip_md(s: str) -> str:
 def read_text_file(path: Path) -> tuple[str, str | None]:
     """Decode a note. UTF-8 first; GB18030 covers notes saved by Chinese Windows editors."""
     raw = path.read_bytes()
+    binary = ValueError(f"{path.name}: not UTF-8 (nor GB18030) text; skipped")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows Notepad's "Unicode" (UTF-16 + BOM)
+        try:
+            return raw.decode("utf-16"), None
+        except UnicodeDecodeError:
+            raise binary from None
+    if b"\x00" in raw:  # no text file has NULs; binary data can still decode as GB18030
+        raise binary
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError:
@@ -103,11 +117,12 @@ def read_text_file(path: Path) -> tuple[str, str | None]:
     try:
         return raw.decode("gb18030"), f"{path.name}: not UTF-8, read as GB18030"
     except UnicodeDecodeError:
-        raise ValueError(f"{path.name}: not UTF-8 (nor GB18030) text; skipped") from None
+        raise binary from None
 
 
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
 _SOFT_BREAK = re.compile(r"(?<=[^\n])\n(?=[^\n])")
+_CJK_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])")
 
 
 def clean_pdf_text(text: str) -> str:
@@ -116,6 +131,7 @@ def clean_pdf_text(text: str) -> str:
     text = text.replace("\x00", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _HYPHEN_BREAK.sub(r"\1", text)
+    text = _CJK_BREAK.sub("", text)  # a line break inside Chinese text is no word break
     text = _SOFT_BREAK.sub(" ", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     return text.strip()

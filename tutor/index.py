@@ -31,7 +31,7 @@ from .lexical import tokenize
 from .types import Chunk
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3  # 3: keeps `#@tab all` d2l cells and code indentation; never spans dropped cells
 CURRENT = "CURRENT"
 EMBED_BATCH = 64
 

@@ -83,7 +83,7 @@ TEXT: dict[str, dict[str, str]] = {
         "stopped": "⏹ 已停止",
         "err_no_index": "⚠️ 还没有索引：请先运行 `tutor ingest`。",
         "err_index": "⚠️ 索引不可用：{e}",
-        "err_llm": "⚠️ 模型服务出错（检查模型服务是否在运行）：{e}",
+        "err_llm": "⚠️ 模型出错：{e}",
         "err_model": "⚠️ 模型不可用：{e}",
         "err_empty": "⚠️ 请输入一个问题，例如：ResNet 的残差连接解决了什么问题？",
         "err_other": "⚠️ 出错了（{t}）：{e}",
@@ -141,7 +141,7 @@ TEXT: dict[str, dict[str, str]] = {
         "stopped": "⏹ stopped",
         "err_no_index": "⚠️ No index yet: run `tutor ingest` first.",
         "err_index": "⚠️ The index is not usable: {e}",
-        "err_llm": "⚠️ The model server failed (is it running?): {e}",
+        "err_llm": "⚠️ The model failed: {e}",
         "err_model": "⚠️ The model is not available: {e}",
         "err_empty": "⚠️ Please type a question, e.g. What is Mixture of Experts?",
         "err_other": "⚠️ Something went wrong ({t}): {e}",
@@ -405,6 +405,12 @@ CITE_JS = """
     ev.stopPropagation();
     window.tutorShowSource(a.getAttribute('href').slice(1));
   }, true);
+  // the chatbot's copy button copies the raw message: turn our citation links back into plain [n]
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = (s) => write(typeof s === 'string'
+      ? s.replace(/<a class="cite"[^>]*>(\\[\\d+\\])<\\/a>/g, '$1') : s);
+  }
 }
 """
 
