@@ -44,7 +44,7 @@ def embedder(base_settings):
     return e
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_notes():
     """write_notes(dir, notes=NOTES) → the corpus dir with the notes written under it."""
     def write(root: Path, notes: dict[str, str] | None = None) -> Path:

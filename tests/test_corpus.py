@@ -100,7 +100,10 @@ def test_pdf_title_falls_back_to_file_stem(tmp_path, make_pdf):
     ("---\ntags: [a]\n---\n\n## **First** `heading`\n\nbody", "First heading"),
     ("plain text\n\n### Third-level 标题 ###\nmore", "Third-level 标题"),
     ("no heading at all\n#hashtag is not a heading", "fallback"),
-    ("```\n# a comment\n```", "a comment"),  # (known limit: a code comment can look like a heading)
+    ("```bash\n# install first\npip install x\n```\n\n## Real heading\n", "Real heading"),
+    ("~~~\n# only code\n~~~\n", "fallback"),
+    ("```\n# unclosed fence\n", "fallback"),
+    ("#\nnext line is no heading\n", "fallback"),
 ])
 def test_note_title(text, title):
     assert note_title(text, "fallback") == title

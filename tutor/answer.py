@@ -196,32 +196,42 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
         yield Event("done", answer=ans)
         return
     llm = get_llm()
+    all_hits = hits
     budget = (llm.context_window or settings.n_ctx) - settings.max_tokens - 400
-    hits, texts = fit_sources(hits, budget)
-    yield Event("sources", hits=tuple(hits))
-    yield Event("stage", text="thinking")
     reasoning_model = is_reasoning_model(llm.model)
-    messages = build_messages(question, hits, lang, system_prompt=not reasoning_model, texts=texts)
     params = default_params(llm.model, settings)
     params = GenParams(max_tokens=settings.max_tokens, temperature=params.temperature, top_p=params.top_p,
                        stop=params.stop)
-    t0 = time.perf_counter()
-    first = None
-    raw, reasoning, n_tokens = [], [], 0
-    guard = _StreamGuard()
-    for delta in llm.stream(messages, params):
-        if first is None:
-            first = time.perf_counter()
-            timings["first_token"] = (first - t0) * 1000
-        n_tokens += 1
-        if delta.reasoning:
-            reasoning.append(delta.reasoning)
-            yield Event("reasoning", text=delta.reasoning)
-        if delta.text:
-            raw.append(delta.text)
-            shown = guard.feed(delta.text)
-            if shown:
-                yield Event("token", text=shown)
+    for attempt in range(3):
+        hits, texts = fit_sources(all_hits, budget)
+        messages = build_messages(question, hits, lang, system_prompt=not reasoning_model, texts=texts)
+        t0 = time.perf_counter()
+        first = None
+        raw, reasoning, n_tokens = [], [], 0
+        guard = _StreamGuard()
+        yield Event("sources", hits=tuple(hits))
+        yield Event("stage", text="thinking")
+        try:
+            for delta in llm.stream(messages, params):
+                if first is None:
+                    first = time.perf_counter()
+                    timings["first_token"] = (first - t0) * 1000
+                n_tokens += 1
+                if delta.reasoning:
+                    reasoning.append(delta.reasoning)
+                    yield Event("reasoning", text=delta.reasoning)
+                if delta.text:
+                    raw.append(delta.text)
+                    shown = guard.feed(delta.text)
+                    if shown:
+                        yield Event("token", text=shown)
+            break
+        except LLMError as e:
+            # the server's context is smaller than we assumed: retry with fewer source tokens
+            if first is not None or "too long" not in str(e) or attempt == 2:
+                raise
+            window = llm.context_window or (budget + settings.max_tokens + 400) // 2
+            budget = min(budget // 2, window - settings.max_tokens - 400)
     end = time.perf_counter()
     timings["generate"] = (end - t0) * 1000
     timings["total"] = timings["retrieve"] + timings["generate"]

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -73,7 +74,7 @@ def user_errors():
         yield
     except known as e:
         msg = str(e)
-        err.print(f"[red]error:[/red] {msg}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -87,7 +88,7 @@ class RichReporter:
         self.p, self.task = progress, None
 
     def status(self, message: str) -> None:
-        self.p.console.print(f"[dim]{message}[/dim]")
+        self.p.console.print(f"[dim]{escape(message)}[/dim]")
 
     def start(self, label: str, total: int) -> None:
         if self.task is not None:
@@ -98,13 +99,13 @@ class RichReporter:
         self.p.advance(self.task, n)
 
     def warn(self, message: str) -> None:
-        self.p.console.print(f"[yellow]warning:[/yellow] {message}")
+        self.p.console.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def _make_tutor(s: Settings):
     from .api import Tutor
 
-    return Tutor(s, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+    return Tutor(s, progress=lambda m: err.print(f"[dim]{escape(m)}[/dim]"))
 
 
 @app.command("ingest")
@@ -128,9 +129,9 @@ def ingest_cmd(
             print(json.dumps(asdict(report), ensure_ascii=False, indent=1))
             return
         if report.rebuild_reason:
-            err.print(f"[yellow]full rebuild:[/yellow] {report.rebuild_reason}")
+            err.print(f"[yellow]full rebuild:[/yellow] {escape(report.rebuild_reason)}")
         for w in report.warnings:
-            err.print(f"[yellow]warning:[/yellow] {w}")
+            err.print(f"[yellow]warning:[/yellow] {escape(w)}")
         if report.noop:
             console.print(f"index is up to date ({report.files_total} files, {report.chunks} chunks) — nothing to do")
         else:
@@ -160,7 +161,7 @@ def search_cmd(
         if json_out:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
             return
-        table = Table(show_lines=False, title=f"{query}  ({result.timings_ms.get('total', 0):.0f} ms)")
+        table = Table(show_lines=False, title=f"{escape(query)}  ({result.timings_ms.get('total', 0):.0f} ms)")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("source")
@@ -169,8 +170,8 @@ def search_cmd(
         for h in result.hits:
             c = h.chunk
             src = " › ".join(x for x in (c.title, c.section) if x)
-            table.add_row(str(h.rank), f"{h.score:.4f}", f"{src}\n[dim]{c.file}[/dim]",
-                          "" if c.page is None else str(c.page), _snippet(c.text))
+            table.add_row(str(h.rank), f"{h.score:.4f}", f"{escape(src)}\n[dim]{escape(c.file)}[/dim]",
+                          "" if c.page is None else str(c.page), escape(_snippet(c.text)))
         console.print(table)
 
 
@@ -222,7 +223,7 @@ def _render_sources(answer) -> None:
         c = h.chunk
         where = " › ".join(x for x in (c.title, c.section) if x)
         page = f", p. {c.page}" if c.page is not None else ""
-        console.print(f"  [bold][{i}][/bold] {where}{page} [dim]({c.file})[/dim]", highlight=False)
+        console.print(f"  [bold][{i}][/bold] {escape(where)}{page} [dim]({escape(c.file)})[/dim]", highlight=False)
 
 
 def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False):
@@ -243,7 +244,7 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
                 if ev.kind == "stage":
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
-                    live.console.print(f"[dim]→ {ev.text}[/dim]", highlight=False)
+                    live.console.print(f"[dim]→ {escape(ev.text)}[/dim]", highlight=False)
                 elif ev.kind == "reasoning" and show_reasoning:
                     live.console.print(Text(ev.text, style="dim"), end="")
                 elif ev.kind == "token":
@@ -317,8 +318,8 @@ def chat_cmd(
                     console.print("[dim]no answer yet[/dim]")
                 for i, h in enumerate(last.sources if last else [], start=1):
                     c = h.chunk
-                    console.print(f"[bold][{i}][/bold] {c.title} › {c.section}"
-                                  + (f", p. {c.page}" if c.page else "") + f"\n[dim]{_snippet(c.text, 300)}[/dim]",
+                    console.print(f"[bold][{i}][/bold] {escape(c.title)} › {escape(c.section)}"
+                                  + (f", p. {c.page}" if c.page else "") + f"\n[dim]{escape(_snippet(c.text, 300))}[/dim]",
                                   highlight=False)
                 continue
             try:
@@ -327,7 +328,7 @@ def chat_cmd(
                 from .llm.base import LLMError
 
                 if isinstance(e, (LLMError, ValueError)):
-                    err.print(f"[red]error:[/red] {e}")
+                    err.print(f"[red]error:[/red] {escape(str(e))}")
                     continue
                 raise
             if ans is not None:
@@ -434,7 +435,7 @@ def main() -> None:
     try:
         app()
     except ConfigError as e:
-        err.print(f"error: {e}")
+        err.print(f"error: {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -47,6 +47,7 @@ class Settings:
     part_weight: float = 0.5  # RRF weight of each part's lists
     dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode
     bm25_weight: float = 1.0  # RRF weight of BM25 lists in hybrid mode
+    heading_boost: float = 0.2  # boost for chunks whose heading path names what the question names
     source_boost: float = 0.5  # boost for the folder a question points at ("my notes", "d2l")
     file_cap: int = 2  # at most this many chunks of one file in the top k (0: no cap)
     heading_weight: int = 1  # BM25: heading-path tokens count this many times
@@ -94,17 +95,26 @@ _HINTS = get_type_hints(Settings)
 def _coerce(name: str, value: Any) -> Any:
     if name not in _HINTS:
         raise ConfigError(f"unknown setting {name!r}")
-    hint = str(_HINTS[name])
+    hint = str(_HINTS[name]).replace("<class '", "").replace("'>", "").replace("pathlib.", "")
     if value is None or (isinstance(value, str) and value == "" and "None" in hint):
         return None
     try:
+        if isinstance(value, (list, dict)):  # a TOML array / table where one value belongs
+            raise TypeError
         if "Path" in hint:
             return Path(value).expanduser()
         if "bool" in hint:
             if isinstance(value, bool):
                 return value
-            return str(value).strip().lower() in ("1", "true", "yes", "on")
+            word = str(value).strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError
+            return word in _TRUE
+        if ("int" in hint or "float" in hint) and isinstance(value, bool):
+            raise TypeError
         if "int" in hint and "float" not in hint:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
             return int(value)
         if "float" in hint:
             return float(value)
@@ -113,11 +123,16 @@ def _coerce(name: str, value: Any) -> Any:
     return str(value) if not isinstance(value, str) else value
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
     """Build the effective settings. `env` defaults to os.environ (tests pass their own)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    named = config_file is not None or f"{ENV_PREFIX}CONFIG" in env  # asked for: must exist
     path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env
                            else Path(CONFIG_FILE))
     if path.is_file():
@@ -125,15 +140,22 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
-        data = data.get("tutor", data)
+        if isinstance(data.get("tutor"), dict):  # a [tutor] table, maybe beside top-level keys
+            data = {**{k: v for k, v in data.items() if k != "tutor"}, **data["tutor"]}
         for k, v in data.items():
-            values[k] = _coerce(k, v)
-    elif config_file is not None:
+            try:
+                values[k] = _coerce(k, v)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    elif named:
         raise ConfigError(f"config file not found: {path}")
     names = {f.name for f in fields(Settings)}
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG":
             name = key[len(ENV_PREFIX):].lower()
-            if name in names:
-                values[name] = _coerce(name, raw)
+            if name in names and raw.strip() != "":  # `TUTOR_HOME=` means unset, not "."
+                try:
+                    values[name] = _coerce(name, raw)
+                except ConfigError as e:
+                    raise ConfigError(f"{key}: {e}") from None
     return Settings(**values).replace(**overrides)

@@ -81,7 +81,8 @@ def scan(corpus_dir: Path) -> list[SourceFile]:
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
+_FENCED = re.compile(r"^[ \t]{0,3}(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)", re.M | re.S)
 
 
 def note_title(text: str, fallback: str) -> str:
@@ -91,7 +92,7 @@ def note_title(text: str, fallback: str) -> str:
         m = re.search(r"^title:\s*[\"']?(.+?)[\"']?\s*$", fm.group(1), re.M)
         if m:
             return m.group(1)
-    m = _HEADING.search(text)
+    m = _HEADING.search(_FENCED.sub("", text))  # a `# comment` in a code block is no heading
     return _strip_md(m.group(1)) if m else fallback
 
 

@@ -198,7 +198,6 @@ PAIRS: list[tuple[str, str]] = [
     ("infrastructure", "基础设施"), ("hardware", "硬件"), ("chip", "芯片"), ("gpu", "GPU"),
     ("node", "节点"), ("single gpu", "单个 GPU"), ("cluster", "集群"), ("distributed", "分布式"),
     ("software", "软件"), ("reproduce", "复现"), ("code", "代码"), ("programming language", "编程语言"),
-
     # maths
     ("mathematics", "数学"), ("math", "数学"), ("linear algebra", "线性代数"), ("probability", "概率"),
     ("calculus", "微积分"), ("statistics", "统计"), ("matrix", "矩阵"), ("tensor", "张量"),

@@ -287,6 +287,8 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     tmp = index_dir / f".tmp-{name}"
+    final = index_dir / name
+    pointer_tmp = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
@@ -304,13 +306,13 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
             bm25.index([t or ["∅"] for t in tokens], show_progress=False)
             bm25.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        final = index_dir / name
         os.replace(tmp, final)
-        pointer_tmp = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
         pointer_tmp.write_text(name + "\n")
         os.replace(pointer_tmp, index_dir / CURRENT)  # the commit point
-    except BaseException:
+    except BaseException:  # CURRENT still names the previous generation: drop every trace of this one
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        pointer_tmp.unlink(missing_ok=True)
         raise
     for old in index_dir.glob("gen-*"):  # older generations are no longer referenced
         if old.name != name:

@@ -70,6 +70,8 @@ def stem(word: str) -> str:
         word = word[:-2]
     elif len(word) > 5 and word.endswith("ion"):  # activation/activated → activat
         word = word[:-3]
+    if len(word) > 4 and word.endswith("e") and word[-2] not in "aeiou":
+        word = word[:-1]  # balance/balancing → balanc, share/shared → shar
     return word
 
 

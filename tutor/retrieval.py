@@ -76,6 +76,14 @@ def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: i
     return out
 
 
+# a model or method name as typed: DeepSeek-V3, AlexNet, ResNet-152, BERT, GPT-4o, MoE, 16B
+_NAME = re.compile(r"(?<![\w-])(?=[\w.-]*(?:\d|[A-Z][\w.-]*[A-Z]))[A-Za-z0-9][\w.-]*[\w]")
+
+
+def _is_name(token: str) -> bool:
+    return token.isascii() and len(token) >= 2 and any(ch.isalpha() for ch in token)
+
+
 # where a question points at one kind of source ("my notes", "the paper", "d2l"): the folder
 # under the corpus whose chunks get `Settings.source_boost`
 SOURCE_HINTS: list[tuple[re.Pattern, str]] = [
@@ -109,6 +117,26 @@ class Retriever:
         self.settings = settings
         self.bm25 = self._checked_bm25()
         self._paths = {c.file: c.path for c in index.chunks}
+        self._heads = self._heading_tokens()
+
+    def _heading_tokens(self) -> tuple[list[frozenset[str]], dict[str, float]]:
+        """Per chunk, the Latin name tokens of its heading path (title › sections): "deepseek-v3",
+        "resnet", "bert"; and each token's idf over those headings."""
+        import math
+
+        cache: dict[tuple[str, str], frozenset[str]] = {}
+        heads = []
+        for c in self.index.chunks:
+            key = (c.title, c.section)
+            if key not in cache:
+                cache[key] = frozenset(t for t in tokenize(f"{c.title} {c.section}") if _is_name(t))
+            heads.append(cache[key])
+        df: dict[str, int] = {}
+        for h in cache.values():
+            for t in h:
+                df[t] = df.get(t, 0) + 1
+        n = max(len(cache), 1)
+        return heads, {t: math.log(1 + n / d) for t, d in df.items()}
 
     def _boosts(self, query: str) -> dict[str, float]:
         """Per file, the factor its chunks' fused scores are multiplied by: the folder the
@@ -229,6 +257,14 @@ class Retriever:
             fused = rrf(lists, s.rrf_k)
         chunks = self.index.chunks
         boosts = self._boosts(query)
+        if s.heading_boost:
+            heads, idf = self._heads
+            names = {t for w in _NAME.findall(query) for t in tokenize(w) if t in idf}
+            total = sum(idf[t] for t in names)
+            if total:
+                fused = [(row, score * (1 + s.heading_boost * sum(idf[t] for t in names & heads[row]) / total))
+                         for row, score in fused]
+                boosts = boosts or {"": 1.0}
         if boosts:
             fused = sorted(((row, score * boosts.get(chunks[row].file, 1.0)) for row, score in fused),
                            key=lambda kv: (-kv[1], kv[0]))

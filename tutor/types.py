@@ -108,9 +108,6 @@ class Answer:
             "model": self.model,
             "backend": self.backend,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "grounded": self.grounded,
-            "invalid_citations": list(self.invalid_citations),
-            "standalone_question": self.standalone_question,
         }
 
 

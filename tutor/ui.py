@@ -15,6 +15,7 @@ import fcntl
 import html
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -23,7 +24,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
+
+import gradio as gr  # noqa: E402
 
 from .config import Settings
 from .glossary import language
@@ -41,14 +44,12 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "发送",
         "stop": "停止",
         "clear": "新对话",
-        "chat_label": "对话",
         "sources": "来源",
         "sources_empty": "提问后，这里会列出答案引用的原文段落。点击答案中的 [n] 跳到对应段落。",
         "sources_for": "问题",
         "cited": "已引用",
         "not_cited": "检索到，未引用",
         "page": "第 {p} 页",
-        "settings": "设置",
         "backend": "后端",
         "model": "模型",
         "index": "索引",
@@ -97,7 +98,6 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "Send",
         "stop": "Stop",
         "clear": "New chat",
-        "chat_label": "Chat",
         "sources": "Sources",
         "sources_empty": "After you ask, the passages the answer cites are listed here. Click an [n] in the "
                          "answer to jump to its passage.",
@@ -105,7 +105,6 @@ TEXT: dict[str, dict[str, str]] = {
         "cited": "cited",
         "not_cited": "retrieved, not cited",
         "page": "p. {p}",
-        "settings": "Settings",
         "backend": "Backend",
         "model": "Model",
         "index": "Index",
@@ -284,10 +283,10 @@ def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
             + "".join(cards) + "</div>")
 
 
-def render_sources_panel(sess: dict, lang: str, live: str | None = None) -> str:
+def render_sources_panel(sess: "Session", lang: str, live: str | None = None) -> str:
     """Every turn's sources (only the latest visible; citation clicks switch turns client-side)."""
     blocks = [render_turn_sources(i, tr["question"], tr["hits"], lang, tr.get("answer"), visible=False)
-              for i, tr in enumerate(sess["turns"]) if tr.get("hits")]
+              for i, tr in enumerate(sess.turns) if tr.get("hits")]
     if live is not None:
         blocks.append(live)
     if not blocks:
@@ -368,7 +367,8 @@ CSS = """
             margin-bottom: 0.6em; transition: box-shadow .3s, border-color .3s; }
 .src-card summary { cursor: pointer; }
 .src-card.is-cited { border-color: var(--color-accent-soft, #c7d2fe); }
-.src-card.active { border-color: var(--color-accent, #f97316); box-shadow: 0 0 0 3px var(--color-accent-soft, #fed7aa); }
+.src-card.active { border-color: var(--color-accent, #f97316);
+                   box-shadow: 0 0 0 3px var(--color-accent-soft, #fed7aa); }
 .src-n { font-weight: 700; }
 .src-badge { font-size: 0.8em; padding: 0 0.4em; border-radius: 4px; background: var(--background-fill-secondary); }
 .src-badge.cited { background: var(--color-accent-soft, #fed7aa); }
@@ -431,8 +431,55 @@ def _content_text(msg: Any) -> str:
     return ""
 
 
-def _new_session() -> dict:
-    return {"history": [], "turns": [], "msg_turn": {}, "last_rated": None}
+class Session:
+    """One browser session's conversation, kept server-side in a `gr.State` (never shared).
+
+    `chat` is the truth for the chatbot (handlers render it and never trust the browser's copy).
+    One answer runs at a time: `busy` holds the `version` of the running answer, and Stop / New chat
+    bump `version`, after which that answer stops writing to the chat at its next event. No lock is
+    held across a yield, so an abandoned answer can never block the session."""
+
+    def __init__(self) -> None:
+        self.chat: list[dict] = []
+        self.history: list[tuple[str, str]] = []  # (question, answer text) for follow-up rewriting
+        self.turns: list[dict] = []  # question, answer (Answer), hits, top_k
+        self.msg_turn: dict[int, int] = {}  # chat index of a finished assistant message → its turn
+        self.last_rated: dict | None = None
+        self.version = 0
+        self.busy: int | None = None
+        self._mutex = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> "Session":  # gr.State deep-copies the initial value
+        return Session()
+
+    def claim(self, version: int, poll: float = 0.05) -> bool:
+        """Wait for the answer in progress (if it belongs to `version`), then mark ours as running.
+        False when Stop / New chat happened meanwhile."""
+        while True:
+            with self._mutex:
+                if self.version != version:
+                    return False
+                if self.busy != version:
+                    self.busy = version
+                    return True
+            time.sleep(poll)
+
+    def release(self, version: int) -> None:
+        with self._mutex:
+            if self.busy == version:
+                self.busy = None
+
+    def interrupt(self, timeout: float = 3.0) -> None:
+        """Stop the running answer; give it a moment to make its last write."""
+        with self._mutex:
+            old, self.version = self.version, self.version + 1
+        deadline = time.monotonic() + timeout
+        while self.busy == old and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def reset(self) -> None:
+        self.interrupt()
+        self.chat, self.history, self.turns, self.msg_turn, self.last_rated = [], [], [], {}, None
 
 
 def build_app(tutor) -> gr.Blocks:
@@ -455,10 +502,10 @@ def build_app(tutor) -> gr.Blocks:
                 f"**{t(lang, 'index')}**: {index_status(lang)}")
 
     with gr.Blocks(title="用AI学AI · AI tutor", analytics_enabled=False, fill_height=False) as demo:
-        sess = gr.State(_new_session)
+        sess = gr.State(Session)
         lang_now = gr.State("zh")  # the resolved UI language of this session
 
-        with gr.Sidebar(label=t("zh", "settings"), open=True, position="left"):
+        with gr.Sidebar(label="设置 / Settings", open=True, position="left"):
             settings_box = gr.Markdown(settings_md("zh"), elem_id="settings-info")
             topk = gr.Slider(1, 20, value=s.top_k, step=1, label=t("zh", "topk"), elem_id="topk")
             lang_choice = gr.Radio(LANG_CHOICES, value="auto", label=t("zh", "lang"), elem_id="lang-toggle")
@@ -470,7 +517,7 @@ def build_app(tutor) -> gr.Blocks:
         header = gr.Markdown(f"## {t('zh', 'title')}\n{t('zh', 'subtitle')}", elem_id="header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
-                chatbot = gr.Chatbot(label=t("zh", "chat_label"), elem_id="chatbot", height=560,
+                chatbot = gr.Chatbot(show_label=False, elem_id="chatbot", height=560,
                                      buttons=["copy"], feedback_options=("Like", "Dislike"),
                                      sanitize_html=True, render_markdown=True, autoscroll=True,
                                      group_consecutive_messages=False)
@@ -487,117 +534,131 @@ def build_app(tutor) -> gr.Blocks:
                 fb_status = gr.Markdown("", elem_id="fb-status")
             with gr.Column(scale=2, min_width=320):
                 sources_hdr = gr.Markdown(f"### {t('zh', 'sources')}")
-                sources = gr.HTML(render_sources_panel(_new_session(), "zh"), elem_id="sources-panel",
+                sources = gr.HTML(render_sources_panel(Session(), "zh"), elem_id="sources-panel",
                                   js_on_load=None)
 
         # ---- language ------------------------------------------------------------------------
-        relabel_outputs = [lang_now, settings_box, topk, lang_choice, examples_hdr, about_acc, about_md, header,
-                           chatbot, msg, send, stop, comment, fb_send, clear, sources_hdr, sources]
+        relabel_outputs = [lang_now, settings_box, topk, lang_choice, examples_hdr, about_acc, about_md, header, msg,
+                           send, stop, comment, fb_send, clear, sources_hdr, sources]
 
-        def relabel(lang: str, sess_v: dict):
+        def relabel(lang: str, sess_v: Session):
             return (lang, settings_md(lang), gr.update(label=t(lang, "topk")), gr.update(label=t(lang, "lang")),
                     f"**{t(lang, 'examples')}**", gr.update(label=t(lang, "about")), t(lang, "about_md"),
-                    f"## {t(lang, 'title')}\n{t(lang, 'subtitle')}", gr.update(label=t(lang, "chat_label")),
+                    f"## {t(lang, 'title')}\n{t(lang, 'subtitle')}",
                     gr.update(placeholder=t(lang, "placeholder")), gr.update(value=t(lang, "send")),
                     gr.update(value=t(lang, "stop")),
                     gr.update(label=t(lang, "fb_label"), placeholder=t(lang, "fb_placeholder")),
                     gr.update(value=t(lang, "fb_send")), gr.update(value=t(lang, "clear")),
                     f"### {t(lang, 'sources')}", render_sources_panel(sess_v, lang))
 
-        def on_lang(choice: str, sess_v: dict):
-            last_q = sess_v["turns"][-1]["question"] if sess_v["turns"] else ""
+        def on_lang(choice: str, sess_v: Session):
+            last_q = sess_v.turns[-1]["question"] if sess_v.turns else ""
             return relabel(ui_lang(choice, last_q), sess_v)
 
         lang_choice.change(on_lang, [lang_choice, sess], relabel_outputs, queue=False)
-        demo.load(lambda sess_v: relabel("zh", sess_v), [sess], relabel_outputs, queue=False)
+        # the index may have been built after the server started
+        demo.load(lambda cur: settings_md(cur), [lang_now], settings_box, queue=False)
 
         # ---- asking --------------------------------------------------------------------------
-        def respond(message: str, chat: list, sess_v: dict, k: float, choice: str, cur_lang: str):
-            """Stream one turn: (chatbot, textbox, sources, fb_status) per yield."""
-            chat = list(chat or [])
+        def stage_text(lang: str, stage: str) -> str:
+            key = f"stage_{stage}"
+            return f"_⏳ {t(lang, key) if key in TEXT[lang] else stage}_"
+
+        def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str):
+            """Stream one turn into sess_v.chat; yields (chatbot, textbox, sources, fb_status)."""
             question = (message or "").strip()
             lang = ui_lang(choice, question) if question else cur_lang
-            turn_no = len(sess_v["turns"])
+            chat, v0 = sess_v.chat, sess_v.version
             if question:
                 chat.append({"role": "user", "content": question})
-            answer_i = first_i = len(chat)
-            chat.append({"role": "assistant", "content": f"_⏳ {t(lang, 'stage_retrieving')}_"})
-            live_sources = None
             yield chat, "", gr.update(), ""
-            thinking: dict | None = None
-            preview = ""
+            if not sess_v.claim(v0):  # a second question waits for the answer in progress
+                return  # stopped or cleared while waiting
             try:
-                for ev in tutor.ask_stream(question, history=list(sess_v["history"]), k=int(k)):
-                    if ev.kind == "stage":
-                        if not preview:
-                            chat[answer_i] = {"role": "assistant",
-                                              "content": f"_⏳ {t(lang, 'stage_' + ev.text) if ev.text in ('rewriting', 'retrieving', 'thinking') else ev.text}_"}
-                            yield chat, gr.update(), gr.update(), gr.update()
-                    elif ev.kind == "rewritten":
-                        chat.insert(answer_i, {"role": "assistant", "content": ev.text,
-                                               "metadata": {"title": t(lang, "rewritten", q=ev.text),
-                                                            "status": "done"}})
-                        answer_i += 1
-                        yield chat, gr.update(), gr.update(), gr.update()
-                    elif ev.kind == "sources":
-                        live_sources = render_turn_sources(turn_no, question, list(ev.hits), lang)
-                        yield chat, gr.update(), render_sources_panel(sess_v, lang, live=live_sources), gr.update()
-                    elif ev.kind == "reasoning":
-                        if thinking is None:
-                            thinking = {"role": "assistant", "content": "",
-                                        "metadata": {"title": t(lang, "thinking"), "status": "pending"}}
-                            chat.insert(answer_i, thinking)
+                turn_no = len(sess_v.turns)
+                answer_i = first_i = len(chat)
+                chat.append({"role": "assistant", "content": stage_text(lang, "retrieving")})
+                yield chat, gr.update(), gr.update(), gr.update()
+                thinking: dict | None = None
+                preview = ""
+                stream = tutor.ask_stream(question, history=list(sess_v.history), k=int(k))
+                try:
+                    for ev in stream:
+                        if sess_v.version != v0:
+                            return  # Stop / New chat: the finally below closes the model stream
+                        sources_out: Any = gr.update()
+                        if ev.kind == "stage":
+                            if preview:
+                                continue
+                            chat[answer_i] = {"role": "assistant", "content": stage_text(lang, ev.text)}
+                        elif ev.kind == "rewritten":
+                            chat.insert(answer_i, {"role": "assistant", "content": ev.text,
+                                                   "metadata": {"title": t(lang, "rewritten", q=ev.text),
+                                                                "status": "done"}})
                             answer_i += 1
-                        thinking["content"] += ev.text
-                        yield chat, gr.update(), gr.update(), gr.update()
-                    elif ev.kind == "token":
-                        preview += ev.text
-                        chat[answer_i] = {"role": "assistant", "content": preview}
-                        yield chat, gr.update(), gr.update(), gr.update()
-                    elif ev.kind == "done":
-                        ans: Answer = ev.answer
-                        if ans.reasoning:
+                        elif ev.kind == "sources":
+                            live = render_turn_sources(turn_no, question, list(ev.hits), lang)
+                            sources_out = render_sources_panel(sess_v, lang, live=live)
+                        elif ev.kind == "reasoning":
                             if thinking is None:
                                 thinking = {"role": "assistant", "content": "",
-                                            "metadata": {"title": t(lang, "thinking")}}
+                                            "metadata": {"title": t(lang, "thinking"), "status": "pending"}}
                                 chat.insert(answer_i, thinking)
                                 answer_i += 1
-                            thinking["content"] = ans.reasoning
-                            thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
-                        elif thinking is not None:  # the "reasoning" was answer text after all
-                            chat.remove(thinking)
-                            answer_i -= 1
-                        text = render_answer(ans.text, turn_no, len(ans.sources))
-                        if not ans.refused and not ans.grounded:
-                            text += f"\n\n_{t(lang, 'ungrounded')}_"
-                        chat[answer_i] = {"role": "assistant", "content": text}
-                        sess_v["turns"].append({"question": question, "answer": ans, "hits": list(ans.sources),
-                                                "top_k": int(k)})
-                        sess_v["history"].append((question, ans.text))
-                        for i in range(first_i, answer_i + 1):  # rewrite/thinking/answer messages
-                            sess_v["msg_turn"][i] = turn_no
-                        yield chat, gr.update(), render_sources_panel(sess_v, lang), gr.update()
-            except Exception as e:  # noqa: BLE001 - shown to the learner as one line
-                if thinking is not None and thinking.get("metadata", {}).get("status") == "pending":
-                    thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
-                chat[answer_i] = {"role": "assistant", "content": error_message(e, lang)}
-                yield chat, gr.update(), gr.update(), gr.update()
+                            thinking["content"] += ev.text
+                        elif ev.kind == "token":
+                            preview += ev.text
+                            chat[answer_i] = {"role": "assistant", "content": preview}
+                        elif ev.kind == "done":
+                            ans: Answer = ev.answer
+                            if ans.reasoning:
+                                if thinking is None:
+                                    thinking = {"role": "assistant", "content": ""}
+                                    chat.insert(answer_i, thinking)
+                                    answer_i += 1
+                                thinking["content"] = ans.reasoning
+                                thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                            elif thinking is not None:  # what streamed as thinking was not reasoning
+                                chat.remove(thinking)
+                                answer_i -= 1
+                            text = render_answer(ans.text, turn_no, len(ans.sources))
+                            if not ans.refused and not ans.grounded:
+                                text += f"\n\n_{t(lang, 'ungrounded')}_"
+                            chat[answer_i] = {"role": "assistant", "content": text}
+                            sess_v.turns.append({"question": question, "answer": ans, "hits": list(ans.sources),
+                                                 "top_k": int(k)})
+                            sess_v.history.append((question, ans.text))
+                            for i in range(first_i, answer_i + 1):  # rewrite/thinking/answer messages
+                                sess_v.msg_turn[i] = turn_no
+                            sources_out = render_sources_panel(sess_v, lang)
+                        yield chat, gr.update(), sources_out, gr.update()
+                except Exception as e:  # noqa: BLE001 - shown to the learner as one line
+                    if sess_v.version != v0:
+                        return
+                    if thinking is not None and (thinking.get("metadata") or {}).get("status") == "pending":
+                        thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                    chat[answer_i] = {"role": "assistant", "content": error_message(e, lang)}
+                    yield chat, gr.update(), gr.update(), gr.update()
+                finally:
+                    stream.close()  # stops the model when the answer was abandoned
+            finally:
+                sess_v.release(v0)
 
-        ask_inputs = [msg, chatbot, sess, topk, lang_choice, lang_now]
+        ask_inputs = [msg, sess, topk, lang_choice, lang_now]
         ask_outputs = [chatbot, msg, sources, fb_status]
-        events = [
-            msg.submit(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"),
-            send.click(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"),
-        ]
+        # "multiple": a question sent while an answer streams is queued (Session.claim), not dropped
+        ask_kw = dict(concurrency_limit=4, concurrency_id="ask", trigger_mode="multiple")
+        events = [msg.submit(respond, ask_inputs, ask_outputs, **ask_kw),
+                  send.click(respond, ask_inputs, ask_outputs, **ask_kw)]
         for b, q in zip(ex_buttons, EXAMPLES):
-            events.append(b.click(lambda q=q: q, None, msg, queue=False)
-                          .then(respond, ask_inputs, ask_outputs, concurrency_limit=4, concurrency_id="ask"))
+            events.append(b.click(lambda q=q: q, None, msg, queue=False).then(respond, ask_inputs, ask_outputs,
+                                                                              **ask_kw))
 
         # language follows the learner in "auto" mode once a question was asked
-        def follow_lang(choice: str, sess_v: dict, cur: str):
-            if choice != "auto" or not sess_v["turns"]:
+        def follow_lang(choice: str, sess_v: Session, cur: str):
+            if choice != "auto" or not sess_v.turns:
                 return (gr.skip(),) * len(relabel_outputs)
-            lang = ui_lang(choice, sess_v["turns"][-1]["question"])
+            lang = ui_lang(choice, sess_v.turns[-1]["question"])
             if lang == cur:
                 return (gr.skip(),) * len(relabel_outputs)
             return relabel(lang, sess_v)
@@ -605,56 +666,65 @@ def build_app(tutor) -> gr.Blocks:
         for ev in events:
             ev.then(follow_lang, [lang_choice, sess, lang_now], relabel_outputs, queue=False)
 
-        def on_stop(chat: list, cur_lang: str):
-            chat = list(chat or [])
-            if chat and chat[-1].get("role") == "assistant" and not chat[-1].get("metadata", {}).get("title"):
-                text = _content_text(chat[-1])
-                if not text.startswith("⚠️") and t(cur_lang, "stopped") not in text:
-                    text = re.sub(r"^_⏳ .*_$", "", text.strip())
-                    chat[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") +
-                                f"_{t(cur_lang, 'stopped')}_"}
+        def on_stop(sess_v: Session, choice: str, cur_lang: str):
+            sess_v.interrupt()
+            chat = sess_v.chat
+            asked = [m["content"] for m in chat if m.get("role") == "user" and isinstance(m.get("content"), str)]
+            lang = choice if choice in ("zh", "en") else ui_lang(choice, asked[-1]) if asked else cur_lang
+            mark = f"_{t(lang, 'stopped')}_"
             for m in chat:
                 md = m.get("metadata") or {}
                 if md.get("status") == "pending":
                     m["metadata"] = {**md, "status": "done"}
+            last = len(chat) - 1
+            if chat and chat[-1].get("role") == "user":  # stopped before the answer began
+                chat.append({"role": "assistant", "content": mark})
+            elif chat and last not in sess_v.msg_turn and not (chat[-1].get("metadata") or {}).get("title"):
+                text = _content_text(chat[-1])  # an unfinished answer (finished ones are in msg_turn)
+                if not text.startswith("⚠️") and mark not in text:
+                    text = "" if text.startswith("_⏳") else text
+                    chat[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") + mark}
             return chat
 
-        stop.click(on_stop, [chatbot, lang_now], [chatbot], cancels=events, queue=False)
+        stop.click(on_stop, [sess, lang_choice, lang_now], [chatbot], cancels=events, queue=False)
 
-        def on_clear(cur_lang: str):
-            fresh = _new_session()
-            return [], fresh, render_sources_panel(fresh, cur_lang), "", ""
+        def on_clear(sess_v: Session, cur_lang: str):
+            sess_v.reset()
+            return sess_v.chat, render_sources_panel(sess_v, cur_lang), "", ""
 
-        clear.click(on_clear, [lang_now], [chatbot, sess, sources, fb_status, comment], cancels=events,
+        clear.click(on_clear, [sess, lang_now], [chatbot, sources, fb_status, comment], cancels=events,
                     queue=False)
+        # the chatbot's own trash button: forget the history too
+        chatbot.clear(on_clear, [sess, lang_now], [chatbot, sources, fb_status, comment], cancels=events,
+                      queue=False)
 
         # ---- feedback ------------------------------------------------------------------------
-        def on_like(data: gr.LikeData, text: str, sess_v: dict, cur_lang: str):
+        def on_like(data: gr.LikeData, text: str, sess_v: Session, cur_lang: str):
             idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-            turn_no = sess_v["msg_turn"].get(int(idx))
+            turn_no = sess_v.msg_turn.get(int(idx))
             if turn_no is None:
                 return gr.update(), t(cur_lang, "fb_none")
             liked = data.liked
             if liked in (None, "", []):  # the learner took the rating back
-                sess_v["last_rated"] = None
+                sess_v.last_rated = None
                 return gr.update(), t(cur_lang, "fb_removed")
             rating = "up" if liked is True or str(liked).lower() in ("like", "true") else "down"
             fid = uuid.uuid4().hex[:12]
-            append_feedback(s.feedback_path, feedback_record(s, sess_v["turns"][turn_no], rating, text or "", fid))
-            sess_v["last_rated"] = {"turn": turn_no, "rating": rating, "id": fid}
+            append_feedback(s.feedback_path, feedback_record(s, sess_v.turns[turn_no], rating, text or "", fid))
+            sess_v.last_rated = {"turn": turn_no, "rating": rating, "id": fid}
             return "", t(cur_lang, "fb_thanks_up" if rating == "up" else "fb_thanks_down")
 
         chatbot.like(on_like, [comment, sess, lang_now], [comment, fb_status], queue=False)
 
-        def on_comment(text: str, sess_v: dict, cur_lang: str):
+        def on_comment(text: str, sess_v: Session, cur_lang: str):
             if not (text or "").strip():
                 return gr.update(), gr.update()
-            if not sess_v["turns"]:
+            if not sess_v.turns:
                 return gr.update(), t(cur_lang, "fb_none")
-            last = sess_v["last_rated"] or {"turn": len(sess_v["turns"]) - 1, "rating": None,
+            last = sess_v.last_rated or {"turn": len(sess_v.turns) - 1, "rating": None,
                                              "id": uuid.uuid4().hex[:12]}
             append_feedback(s.feedback_path,
-                            feedback_record(s, sess_v["turns"][last["turn"]], last["rating"], text, last["id"]))
+                            feedback_record(s, sess_v.turns[last["turn"]], last["rating"], text, last["id"]))
             return "", t(cur_lang, "fb_comment_saved")
 
         fb_send.click(on_comment, [comment, sess, lang_now], [comment, fb_status], queue=False)
@@ -677,11 +747,9 @@ def warm_up(tutor) -> None:
 
 
 def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None,
-           share: bool = False, warmup: bool = True, tutor=None, **kwargs: Any):
-    """Serve the UI (blocking). Starts even without an index; the chat then explains what to do."""
-    import os
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+           share: bool = False, warmup: bool = True, tutor=None, **kwargs: Any) -> gr.Blocks:
+    """Serve the UI (blocks until the server stops, unless prevent_thread_lock=True is passed; then
+    call `.close()` on the returned Blocks). Starts even without an index: the chat says what to do."""
     from .api import Tutor
     from .config import load_settings
 
@@ -691,6 +759,7 @@ def launch(settings: Settings | None = None, host: str | None = None, port: int 
     if warmup:
         threading.Thread(target=warm_up, args=(tutor,), daemon=True, name="tutor-warmup").start()
     demo.queue(default_concurrency_limit=4)
-    return demo.launch(server_name=host or settings.host, server_port=port or settings.port, share=share,
-                       theme=_theme(), css=CSS, js=CITE_JS, footer_links=["api", "settings"],
-                       show_error=False, **kwargs)
+    demo.launch(server_name=host or settings.host, server_port=port or settings.port, share=share,
+                theme=_theme(), css=CSS, js=CITE_JS, footer_links=["api", "settings"], show_error=False,
+                **kwargs)
+    return demo

@@ -153,7 +153,9 @@ def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object
         row = dict(row)
         row["judge"] = judge.name
         try:
-            ans = tutor.ask(item.question).to_dict()
+            answer = tutor.ask(item.question)
+            ans = {**answer.to_dict(), "grounded": answer.grounded,
+                   "invalid_citations": answer.invalid_citations}
         except LLMError as e:
             row.update(error=f"answer: {e}", scores=_empty_scores(item))
             return row

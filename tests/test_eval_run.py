@@ -1,0 +1,97 @@
+"""A whole `tutor eval` run: SmolLM2 behind a real OpenAI-compatible server (llama.cpp), the
+lexical judge, concurrent requests, resume after an interruption, and bad dataset lines."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tutor.api import Tutor
+from tutor.config import Settings
+from tutor.evaluation.answers import make_answer_row
+from tutor.evaluation.dataset import DatasetError, load_dataset
+from tutor.evaluation.runner import EvalOptions, run
+from tutor.index import ingest
+
+try:
+    from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from llm_server import LlamaServer, llm_server  # type: ignore[no-redef]  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+NOTE_A, NOTE_B = "000_f27da241194530d4.txt", "001_e443e33483cd28de.txt"
+ITEMS = [
+    {"id": "t1", "question": "Who proposed AlexNet and when?", "type": "factoid", "lang": "en",
+     "answer": "Alex Krizhevsky et al., October 2012.", "must_include": ["Krizhevsky", "2012"],
+     "evidence": [{"file": NOTE_A, "quote": "AlexNet 是 2012 年 10 月由 Alex Krizhevsky 等人提出", "hop": 1}]},
+    {"id": "t2", "question": "Scaling Law 说明了什么？", "type": "explain", "lang": "zh",
+     "answer": "模型越大、数据越多，AI 能力越强。", "must_include": ["模型越大", "数据越多"],
+     "evidence": [{"file": NOTE_A, "quote": "在一定范围内，模型越大、数据越多，AI 的能力就越强", "hop": 1}]},
+    {"id": "t3", "question": "学大模型需要哪些数学基础？", "type": "factoid", "lang": "zh",
+     "answer": "线性代数、概率与统计、微积分。", "must_include": ["线性代数", "微积分"],
+     "evidence": [{"file": NOTE_B, "quote": "**线性代数**：矩阵运算、特征值、张量等", "hop": 1}]},
+    {"id": "t4", "question": "What GPU did the authors of the notes buy in 2023?", "type": "unanswerable",
+     "lang": "en", "answer": "NOT_IN_CORPUS", "must_include": [], "evidence": []},
+]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_env(tmp_path_factory, llm_server: LlamaServer):
+    root = tmp_path_factory.mktemp("evalrun")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in (NOTE_A, NOTE_B):
+        shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
+    s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="openai", model=llm_server.model,
+                 base_url=llm_server.base_url, max_tokens=32, relevance_threshold=0.0, judge="lexical",
+                 timeout_s=600.0, n_ctx=4096)  # n_ctx larger than the server's: exercises the retry
+    ingest(s)
+    return root, s, _write(root / "tiny.jsonl", ITEMS)
+
+
+@pytest.mark.slow
+def test_full_eval_run_concurrent_then_resume(eval_env):
+    root, s, dataset = eval_env
+    tutor = Tutor(s)
+    out = root / "run"
+    opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
+    report = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["t1", "t2", "t3", "t4"]
+    for r in rows:
+        assert {"id", "question", "answer", "refused", "citations", "hits", "scores", "timings_ms"} <= set(r)
+        assert len(r["hits"]) <= 10 and all({"rank", "file", "text", "chunk_id"} <= set(h) for h in r["hits"])
+    assert report["judge"]["name"] == "lexical"
+    assert "refusal" in report and "answers" in report
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Retrieval" in md and "lexical" in md
+    assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in out.iterdir())
+
+    # interruption: drop the last two results and cut a line in half, then resume
+    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40], encoding="utf-8")
+    report2 = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    assert report2["resumed_items"] == 2
+    rows2 = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows2] == ["t1", "t2", "t3", "t4"]
+    assert rows2[:2] == rows[:2]
+
+
+def test_bad_dataset_lines_name_the_line(eval_env):
+    root, s, _ = eval_env
+    bad = [ITEMS[0], {**ITEMS[1], "type": "trivia"}, {k: v for k, v in ITEMS[2].items() if k != "question"},
+           {**ITEMS[0], "id": "t9", "evidence": [{"file": NOTE_A, "quote": "这句话不在语料里出现过的引用"}]}]
+    path = _write(root / "bad.jsonl", bad)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(path, s.corpus_dir)
+    msg = str(e.value)
+    assert "bad.jsonl:2" in msg and "trivia" in msg
+    assert "bad.jsonl:3" in msg and "question" in msg
+    assert "bad.jsonl:4" in msg
