@@ -8,6 +8,12 @@ import pytest
 
 from tutor.config import Settings
 
+# one real OpenAI-compatible llama.cpp server (SmolLM2) per session, shared by every test module
+try:
+    from tests.llm_server import llm_server  # noqa: F401
+except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from llm_server import llm_server  # type: ignore[no-redef]  # noqa: F401
+
 # three short notes (zh, en, mixed) — a handful of chunks, so an ingest embeds in a second or two
 NOTES = {
     "notes/resnet.md": (

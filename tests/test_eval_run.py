@@ -16,9 +16,9 @@ from tutor.evaluation.runner import EvalOptions, run
 from tutor.index import ingest
 
 try:
-    from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+    from tests.llm_server import LlamaServer
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from llm_server import LlamaServer, llm_server  # type: ignore[no-redef]  # noqa: F401
+    from llm_server import LlamaServer  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
 NOTE_A, NOTE_B = "000_f27da241194530d4.txt", "001_e443e33483cd28de.txt"

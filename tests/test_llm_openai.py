@@ -11,9 +11,9 @@ from tutor.llm import Delta, GenParams, LLMError, make_llm
 from tutor.llm.openai_compat import OpenAICompatLLM, _reasoning_of
 
 try:
-    from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+    from tests.llm_server import LlamaServer, free_port
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from llm_server import LlamaServer, free_port, llm_server  # type: ignore[no-redef]  # noqa: F401
+    from llm_server import LlamaServer, free_port  # type: ignore[no-redef]
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
 SHORT = GenParams(max_tokens=16)
