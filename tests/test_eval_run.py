@@ -51,7 +51,7 @@ def eval_env(tmp_path_factory, llm_server: LlamaServer):
         shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
     s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="openai", model=llm_server.model,
                  base_url=llm_server.base_url, max_tokens=32, relevance_threshold=0.0, judge="lexical",
-                 timeout_s=600.0, n_ctx=4096)  # n_ctx larger than the server's: exercises the retry
+                 timeout_s=600.0, n_ctx=2048)
     ingest(s)
     return root, s, _write(root / "tiny.jsonl", ITEMS)
 

@@ -77,6 +77,20 @@ def test_error_messages_are_one_friendly_line() -> None:
     assert "请输入" in error_message(ValueError("empty question: ask something"), "zh")
 
 
+def test_page_script_is_valid_javascript(tmp_path: Path) -> None:
+    from tutor.ui import CITE_JS
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to check the syntax with")
+    js = tmp_path / "cite.js"
+    js.write_text("const f = " + CITE_JS, encoding="utf-8")
+    import subprocess
+
+    out = subprocess.run([node, "--check", str(js)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_ui_language_follows_toggle_or_learner() -> None:
     assert ui_lang("en", "残差连接是什么？") == "en"
     assert ui_lang("auto", "What is MoE?") == "en"
@@ -148,13 +162,13 @@ def test_thinking_is_collapsed_and_citations_open_sources(browser, fake_app) -> 
     page, _ = open_page(browser, fake_app.url)
     ask(page, "What do residual connections do?")
     page.wait_for_selector('#chatbot a.cite[href="#src-0-2"]')
+    # the thinking block is there, collapsed once the answer is done; opening it shows the reasoning
+    page.get_by_text("HIDDEN-REASONING-42").first.wait_for(state="hidden", timeout=5000)
+    thinking_title = page.get_by_text("Thinking", exact=False).first
+    assert thinking_title.is_visible()
     answer = page.locator("#chatbot .bot", has=page.locator("a.cite")).last
     assert "Residual connections let very deep networks train" in answer.inner_text()
     assert "HIDDEN-REASONING" not in answer.inner_text()  # never mixed into the answer
-    # the thinking block is there, collapsed; opening it shows the reasoning
-    thinking_title = page.get_by_text("Thinking", exact=False).first
-    assert thinking_title.is_visible()
-    page.get_by_text("HIDDEN-REASONING-42").first.wait_for(state="hidden", timeout=5000)
     thinking_title.click()
     page.get_by_text("HIDDEN-REASONING-42").first.wait_for(state="visible")
     assert FAKE_REASONING.startswith("Let me")
@@ -170,6 +184,12 @@ def test_thinking_is_collapsed_and_citations_open_sources(browser, fake_app) -> 
     page.locator("#chatbot button[aria-label='Copy message']").last.click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert "[1]" in copied and "<a" not in copied and "HIDDEN" not in copied
+    # 👍 on the answer (grouped with its thinking block) logs that answer
+    page.locator("#chatbot button[aria-label='Like']").last.click()
+    page.wait_for_function("document.querySelector('#fb-status').innerText.includes('👍')")
+    row = json.loads(fake_app.settings.feedback_path.read_text(encoding="utf-8").splitlines()[-1])
+    assert row["rating"] == "up" and row["question"] == "What do residual connections do?"
+    assert row["answer"] == FAKE_TEXT and [c["n"] for c in row["citations"]] == [1, 2]
     page.context.close()
 
 
@@ -334,9 +354,13 @@ def answered(browser, real):
     page.evaluate(WATCH_JS)
     t0 = time.perf_counter()
     ask(page, QUESTION)
-    # the final render puts cited/not-cited badges on the source cards
-    page.wait_for_selector("#sources-panel .src-badge", timeout=ANSWER_TIMEOUT_MS)
+    # the final render puts cited/not-cited badges on the source cards; an error shows as ⚠️ instead
+    page.wait_for_function("""() => document.querySelector('#sources-panel .src-badge') ||
+        [...document.querySelectorAll('#chatbot .bot')].some(e => e.innerText.includes('⚠️'))""",
+                           timeout=ANSWER_TIMEOUT_MS)
     total_s = time.perf_counter() - t0
+    if page.locator("#sources-panel .src-badge").count() == 0:
+        pytest.fail(f"the app answered with an error: {bot_texts(page)[-1]}\n(log: {real.log})")
     tok = page.evaluate("window.__tok")
     first_s = (tok["first"] - tok["t0"]) / 1000 if tok["first"] is not None and tok["t0"] is not None else None
     timings = {"page_load_s": round(load_s, 2), "send_to_first_token_s": first_s and round(first_s, 2),

@@ -227,8 +227,10 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
                         yield Event("token", text=shown)
             break
         except LLMError as e:
-            # the server's context is smaller than we assumed: retry with fewer source tokens
-            if first is not None or "too long" not in str(e) or attempt == 2:
+            # the server's context is smaller than we assumed (llama.cpp's server may just send an
+            # empty reply then): retry with fewer source tokens
+            if first is not None or attempt == 2 or not any(
+                    s in str(e) for s in ("too long", "empty reply")):
                 raise
             window = llm.context_window or (budget + settings.max_tokens + 400) // 2
             budget = min(budget // 2, window - settings.max_tokens - 400)

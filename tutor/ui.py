@@ -379,6 +379,10 @@ a.cite { font-weight: 600; text-decoration: none; cursor: pointer; }
 #sources-panel { max-height: 78vh; overflow-y: auto; }
 """
 
+# Starts every final answer (an HTML comment: never rendered, and the markdown after it parses as
+# usual). Lets the copy button skip the thinking block grouped into the same bubble (see CITE_JS).
+ANSWER_MARK = "<!--answer-->\n"
+
 # Runs once on page load. A capture-phase listener so the chatbot's own link handling never
 # opens "#src-…" as a new tab; works for answers rendered later too (event delegation).
 CITE_JS = """
@@ -405,11 +409,19 @@ CITE_JS = """
     ev.stopPropagation();
     window.tutorShowSource(a.getAttribute('href').slice(1));
   }, true);
-  // the chatbot's copy button copies the raw message: turn our citation links back into plain [n]
+  // The chatbot's copy button copies the raw messages of a bubble: keep only the answer (it starts
+  // after ANSWER_MARK; the thinking / rewrite blocks before it are dropped) and turn our citation
+  // links back into plain [n].
   if (navigator.clipboard && navigator.clipboard.writeText) {
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);
-    navigator.clipboard.writeText = (s) => write(typeof s === 'string'
-      ? s.replace(/<a class="cite"[^>]*>(\\[\\d+\\])<\\/a>/g, '$1') : s);
+    navigator.clipboard.writeText = (s) => {
+      if (typeof s === 'string') {
+        const i = s.lastIndexOf('\\x3c!--answer--\\x3e');  // escaped: no comment markers in page JS
+        if (i >= 0) s = s.slice(i + 13).replace(/^\\n/, '');
+        s = s.replace(/<a class="cite"[^>]*>(\\[\\d+\\])<\\/a>/g, '$1');
+      }
+      return write(s);
+    };
   }
 }
 """
@@ -520,7 +532,7 @@ def build_app(tutor) -> gr.Blocks:
                 chatbot = gr.Chatbot(show_label=False, elem_id="chatbot", height=560,
                                      buttons=["copy"], feedback_options=("Like", "Dislike"),
                                      sanitize_html=True, render_markdown=True, autoscroll=True,
-                                     group_consecutive_messages=False)
+                                     group_consecutive_messages=True)
                 with gr.Row():
                     msg = gr.Textbox(placeholder=t("zh", "placeholder"), show_label=False, scale=6,
                                      lines=1, max_lines=6, elem_id="question", autofocus=True)
@@ -624,7 +636,7 @@ def build_app(tutor) -> gr.Blocks:
                             text = render_answer(ans.text, turn_no, len(ans.sources))
                             if not ans.refused and not ans.grounded:
                                 text += f"\n\n_{t(lang, 'ungrounded')}_"
-                            chat[answer_i] = {"role": "assistant", "content": text}
+                            chat[answer_i] = {"role": "assistant", "content": ANSWER_MARK + text}
                             sess_v.turns.append({"question": question, "answer": ans, "hits": list(ans.sources),
                                                  "top_k": int(k)})
                             sess_v.history.append((question, ans.text))
