@@ -45,6 +45,9 @@ def start_server(model_path: Path, log_path: Path, alias: str = ALIAS,
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+           # by default llama-cpp-python's server aborts a running request when another arrives;
+           # vLLM queues and batches them, which is what concurrent evals need
+           "--interrupt_requests", "False",
            "--model_alias", alias]
     server = LlamaServer(f"http://127.0.0.1:{port}/v1", alias, n_ctx, model_path, log_path)
     with log_path.open("wb") as log:

@@ -77,6 +77,8 @@ def clean_answer(text: str, question: str = "") -> str:
         text = text.lstrip()[len(q):]
     text = _SCAFFOLD.sub("", text)
     text = "\n".join(ln for ln in text.splitlines() if not _ECHO_LINE.match(ln))
+    text = re.sub(r"^\s*(?:assistant|助教|回答|answer)\s*(?:[:：]\s*|\s+)", "", text, flags=re.I)
+    text = text.replace("[编号]", "").replace("[n]", "")
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
