@@ -35,22 +35,22 @@ class Settings:
     # chunking (characters); chosen on the dev set, see README "Numbers"
     chunk_size: int = 500
     chunk_overlap: int = 80
-    # retrieval
+    # retrieval (defaults chosen on the dev set + a private check set: see tutor/retrieval.py)
     retrieval_mode: str = "hybrid"  # hybrid | dense | bm25
     top_k: int = 5
-    candidates: int = 30  # per retriever, before fusion
+    candidates: int = 30  # per retriever list, before fusion
     rrf_k: int = 60
     cross_lingual: bool = True  # bilingual query expansion (zh↔en glossary)
-    original_weight: float = 0.0  # RRF weight of the untranslated question's lists, when translated
-    translated_weight: float = 1.0  # RRF weight of the glossary-translated query's lists
-    split_parts: bool = True  # also search each part of a multi-part question
+    translated_weight: float = 1.0  # RRF weight of the glossary-expanded question's lists
+    original_weight: float = 0.0  # RRF weight of the bare question's lists when it was expanded
+    split_parts: bool = True  # also search each part of a multi-part question ("X？Y？")
     part_weight: float = 0.5  # RRF weight of each part's lists
-    dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode
-    bm25_weight: float = 1.0  # RRF weight of BM25 lists in hybrid mode
-    heading_boost: float = 0.2  # boost for chunks whose heading path names what the question names
-    source_boost: float = 0.5  # boost for the folder a question points at ("my notes", "d2l")
-    file_cap: int = 2  # at most this many chunks of one file in the top k (0: no cap)
-    heading_weight: int = 1  # BM25: heading-path tokens count this many times
+    dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode (BM25 lists: bm25_weight)
+    bm25_weight: float = 1.0
+    source_boost: float = 0.5  # score boost for the folder a question points at ("my notes", "d2l")
+    heading_boost: float = 0.2  # score boost for chunks whose title/section names the question's names
+    file_cap: int = 2  # at most this many chunks of one file per top_k places (0: no cap)
+    lead_bonus: int = 1  # ... except the top hit's file, which may have this many more
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     # answering

@@ -27,7 +27,7 @@ from .chunking import chunk_document, searchable_text
 from .config import Settings
 from .corpus import load_file, scan
 from .embedding import Embedder
-from .lexical import tokenize
+from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
 from .types import Chunk
 
 FORMAT_VERSION = 1
@@ -79,7 +79,8 @@ class IndexData:
 
 
 def chunker_settings(s: Settings) -> dict:
-    return {"version": CHUNKER_VERSION, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap}
+    return {"version": CHUNKER_VERSION, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
+            "tokenizer": TOKENIZER_VERSION}
 
 
 def live_generation(index_dir: Path) -> Path | None:
@@ -230,7 +231,7 @@ def ingest(settings: Settings, reporter: Reporter | None = None, rebuild: bool =
         for c in new:
             to_embed.append(len(chunks))
             chunks.append(c)
-            tokens.append(tokenize(searchable_text(c)))
+            tokens.append(chunk_tokens(c))
             vectors.append(None)  # type: ignore[arg-type]
         manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(new)}
         rep.advance(1)
@@ -302,8 +303,7 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
             dense.add(matrix)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         if chunks:
-            bm25 = bm25s.BM25()
-            bm25.index([t or ["∅"] for t in tokens], show_progress=False)
+            bm25 = bm25_index(tokens)
             bm25.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, final)

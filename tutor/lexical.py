@@ -1,14 +1,18 @@
 """Tokenisation for BM25: jieba for Chinese, English words and numbers kept whole-ish.
 
 What a learner types and what the corpus says differ in small ways that BM25 cannot see past
-on its own, so both sides go through the same normalisation:
+on its own, so questions and chunks go through the same normalisation:
 
 - model names and figures stay whole as well as in parts: "DeepSeek-V3" → deepseek, v3,
   deepseek-v3; "15.7B" → 15.7, 15.7b (jieba alone cuts it into "15.7" + "b" but keeps "16b");
-  "top-5" → top, 5, top-5. The whole form is rare and so discriminates V2 from V3.
-- English words are lightly stemmed (plural / -ed / -ing), so "parameters" meets "parameter"
-  and "activated" meets "activation"'s stem "activ".
+  "top-5" → top, 5, top-5. The whole form is rare, so it tells V2 from V3.
+- large numbers get one spelling across languages: 278.8 万 = 2.788 million = 2.788M → 2.788m.
+- English words are lightly stemmed (plural, -ed, -ing, -ion, final e), so "parameters" meets
+  "parameter" and "activated" meets "activation" (both "activat").
 - question words and fillers in both languages are dropped (they only add noise to the score).
+
+Changing any of this changes the index's tokens: bump TOKENIZER_VERSION. (The retriever also
+checks a sample of the stored tokens and re-tokenises in memory when they differ.)
 """
 from __future__ import annotations
 
@@ -16,13 +20,11 @@ import logging
 import re
 import unicodedata
 
-# bump when tokenize() changes: an index built with other tokens must re-tokenise
 TOKENIZER_VERSION = 2
 
 _WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 # a Latin/number compound: letters or digits joined by - . _ / (e.g. deepseek-v3, 15.7b, gpt-4o)
 _COMPOUND = re.compile(r"[a-z0-9]+(?:[-._/][a-z0-9]+)+")
-_NUM_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:[kmbt]|x|%)?$")
 STOPWORDS = frozenset(
     # Chinese function words, question words and fillers
     "的 了 和 是 在 有 与 及 或 中 对 为 也 就 都 而 把 被 这 那 个 之 其 以 于 上 下 吗 呢 吧 啊 什么 怎么 "
@@ -51,11 +53,9 @@ def _get_jieba():
 
 
 def stem(word: str) -> str:
-    """A light English suffix stripper (plural, -ed, -ing); other tokens pass unchanged.
-
-    Deliberately weaker than Porter: it never merges words a learner would tell apart, it only
-    folds the inflections that make a question miss its passage ("experts" / "expert").
-    """
+    """A light English suffix stripper (plural, -ed, -ing, -ion, final e); other tokens (Chinese,
+    numbers, short words, compounds) pass unchanged. Stems need not be words, only the same
+    for a question's word and the passage's ("experts"/"expert", "balancing"/"balance")."""
     if not word.isascii() or not word.isalpha() or len(word) <= 3:
         return word
     if word.endswith("ies") and len(word) > 4:
@@ -132,24 +132,15 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
-HEADING_WEIGHT = 1  # heading-path tokens count this many times in a chunk's BM25 document
+def chunk_tokens(chunk) -> list[str]:
+    """A chunk's BM25 document: the tokens of its searchable text (heading path + cleaned text).
+    The one definition for the index and for the retriever's staleness check."""
+    from .chunking import searchable_text
+
+    return tokenize(searchable_text(chunk))
 
 
-def chunk_tokens(chunk, heading_weight: int | None = None) -> list[str]:
-    """A chunk's BM25 document: its searchable text (heading path + cleaned text), with the
-    heading path's tokens repeated so a question naming a section ("ResNet", "Scaling Laws")
-    prefers the chunks under it."""
-    from .chunking import SEP, searchable_text
-
-    tokens = tokenize(searchable_text(chunk))
-    w = HEADING_WEIGHT if heading_weight is None else heading_weight
-    if w > 1:
-        head = SEP.join(p for p in (chunk.title, chunk.section) if p)
-        tokens += tokenize(head) * (w - 1)
-    return tokens
-
-
-def bm25_index(tokens: list[list[str]], k1: float = 1.2, b: float = 0.75):
+def bm25_index(tokens: list[list[str]], k1: float = 1.5, b: float = 0.75):
     """A bm25s index over pre-tokenised chunks (an empty chunk gets a placeholder token)."""
     import bm25s
 

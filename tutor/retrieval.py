@@ -1,17 +1,25 @@
-"""Question → ranked `Hit`s: dense (FAISS) and BM25 (jieba), fused by reciprocal rank.
+"""Question → ranked `Hit`s: dense (FAISS) and BM25 (jieba), fused by weighted reciprocal rank.
 
-Per question we run a few query variants, each through dense and/or BM25, and fuse all ranked
-lists with weighted RRF:
+Each question runs as a few query variants, each through dense and BM25, and all the ranked
+lists are fused with weighted RRF:
 
-- the question itself;
-- its glossary translation (tutor/glossary.py): the other language's words for the DL terms in
-  it, so an English question reaches a Chinese note and a Chinese question an English paper;
-- its parts, when it asks several things ("X 是什么？Y 有多少？"): each part gets its own lists,
-  so the second fact is not drowned by chunks that only answer the first.
+- the question with its glossary translation appended (tutor/glossary.py): the other language's
+  words for its DL terms, so an English question reaches a Chinese note and a Chinese question
+  an English paper. When there is a translation the bare question is not searched on its own
+  (`original_weight` 0): its lists only pull towards same-language chunks;
+- its parts, when it asks several things ("X 是什么？Y 有多少？"), at half weight: the second
+  fact is not drowned by chunks that only answer the first;
+- BM25 lists weigh twice the dense ones (`dense_weight` 0.5): on this corpus BM25 over jieba
+  tokens is the stronger retriever, and e5-small's dense ranks are noisy across languages.
 
-The fused list is then diversified: at most `file_cap` chunks of one file in the top k (the rest
-follow in order), so one long file (a 130-chunk note, a 40-page paper) cannot fill the whole
-result and a question that needs two sources gets both.
+The fused scores are then boosted where the question points: its folder ("my notes" → notes/,
+"the paper" → papers/, "d2l" → d2l-zh/) and chunks whose heading path (title › sections) names
+what it names (DeepSeek-V3, ResNet). Last, per-file diversity: at most `file_cap` chunks of one
+file per `top_k` places (the top hit's file `lead_bonus` more), so one long file (a 130-chunk
+note, a 50-page paper) cannot fill the result, and a question that needs two sources gets both.
+
+Every knob is a `Settings` field; the defaults were measured on evals/datasets/dev.jsonl and a
+private check set, and are round numbers on purpose (held-out sets are scored too).
 
 Fusion is written here (a few lines of RRF) rather than with llama-index's QueryFusionRetriever,
 which wants its own embedding/LLM wrappers and async plumbing for what is a weighted sum of
@@ -20,6 +28,7 @@ reciprocal ranks over lists we already have.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -57,11 +66,12 @@ def rrf(lists: list[Ranked], k: int = 60) -> list[tuple[int, float]]:
 
 
 def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: int,
-              cap: int, window: int = 5) -> list[tuple[int, float]]:
+              cap: int, window: int = 5, lead_bonus: int = 0) -> list[tuple[int, float]]:
     """The first `k` of `ranked`, with at most `cap` rows of one group (file) in the first
-    `window` places, 2·cap in the first 2·window, and so on; a row held back by the cap comes
-    back as soon as its group is allowed again. The first `window` rows are therefore the same
-    whatever `k` is (a search for 10 starts with the search for 5). `cap` ≤ 0 turns it off."""
+    `window` places, 2·cap in the first 2·window, and so on; the group of the first row may have
+    `lead_bonus` more. A row held back by the cap comes back as soon as its group is allowed
+    again, so nothing is lost and the first `window` rows are the same whatever `k` is (a search
+    for 10 starts with the search for 5). `cap` ≤ 0 turns it off."""
     if cap <= 0:
         return ranked[:k]
     pool = list(ranked)
@@ -69,19 +79,27 @@ def diversify(ranked: list[tuple[int, float]], group: Callable[[int], str], k: i
     out: list[tuple[int, float]] = []
     while pool and len(out) < k:
         allowed = cap * (len(out) // max(window, 1) + 1)
-        i = next((i for i, (row, _) in enumerate(pool) if count.get(group(row), 0) < allowed), 0)
+        lead = group(out[0][0]) if out else None
+
+        def fits(row: int) -> bool:
+            g = group(row)
+            return count.get(g, 0) < allowed + (lead_bonus if g == lead else 0)
+
+        i = next((i for i, (row, _) in enumerate(pool) if fits(row)), 0)
         row, score = pool.pop(i)
         count[group(row)] = count.get(group(row), 0) + 1
         out.append((row, score))
     return out
 
 
-# a model or method name as typed: DeepSeek-V3, AlexNet, ResNet-152, BERT, GPT-4o, MoE, 16B
+# a model or method name as typed: DeepSeek-V3, AlexNet, ResNet-152, BERT, GPT-4o, MoE, 16B —
+# a word with a digit or a capital after its first letter
 _NAME = re.compile(r"(?<![\w-])(?=[\w.-]*(?:\d|[A-Z][\w.-]*[A-Z]))[A-Za-z0-9][\w.-]*[\w]")
 
 
-def _is_name(token: str) -> bool:
-    return token.isascii() and len(token) >= 2 and any(ch.isalpha() for ch in token)
+def names(query: str) -> list[str]:
+    """The model / method names typed in `query`."""
+    return _NAME.findall(query)
 
 
 # where a question points at one kind of source ("my notes", "the paper", "d2l"): the folder
@@ -94,7 +112,7 @@ SOURCE_HINTS: list[tuple[re.Pattern, str]] = [
 
 
 # a question's parts: split after ？?；;!！ and 。 (a period only when followed by more text)
-_PARTS = re.compile(r"(?<=[？?；;!！。])\s*")
+_PARTS = re.compile(r"(?<=[？?；;!！。])\s*|(?<=[a-z0-9)]\.)\s+(?=[A-Z])")
 _MIN_PART = 6  # characters: shorter parts ("为什么？") are not worth their own search
 
 
@@ -116,42 +134,52 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.bm25 = self._checked_bm25()
-        self._paths = {c.file: c.path for c in index.chunks}
         self._heads = self._heading_tokens()
 
     def _heading_tokens(self) -> tuple[list[frozenset[str]], dict[str, float]]:
-        """Per chunk, the Latin name tokens of its heading path (title › sections): "deepseek-v3",
-        "resnet", "bert"; and each token's idf over those headings."""
-        import math
-
+        """Per chunk, the Latin tokens of its heading path (title › sections: "deepseek-v3",
+        "resnet", "bert", …), and each token's idf over the distinct heading paths."""
         cache: dict[tuple[str, str], frozenset[str]] = {}
         heads = []
         for c in self.index.chunks:
             key = (c.title, c.section)
             if key not in cache:
-                cache[key] = frozenset(t for t in tokenize(f"{c.title} {c.section}") if _is_name(t))
+                cache[key] = frozenset(t for t in tokenize(f"{c.title} {c.section}")
+                                       if t.isascii() and any(ch.isalpha() for ch in t))
             heads.append(cache[key])
         df: dict[str, int] = {}
-        for h in cache.values():
-            for t in h:
+        for head in cache.values():
+            for t in head:
                 df[t] = df.get(t, 0) + 1
         n = max(len(cache), 1)
         return heads, {t: math.log(1 + n / d) for t, d in df.items()}
 
-    def _boosts(self, query: str) -> dict[str, float]:
-        """Per file, the factor its chunks' fused scores are multiplied by: the folder the
-        question points at ("my notes" → notes/, "the paper" → papers/, "d2l" → d2l-zh/)."""
+    def _boosted(self, query: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Fused scores × (1 + source_boost) for chunks in the folder the question points at,
+        × (1 + heading_boost · share of the question's names, by idf, in the chunk's headings)."""
         s = self.settings
+        chunks = self.index.chunks
         prefixes = tuple(p for rx, p in SOURCE_HINTS if rx.search(query)) if s.source_boost else ()
-        if not prefixes:
-            return {}
-        return {f: 1 + s.source_boost for f, path in self._paths.items() if path.startswith(prefixes)}
+        heads, idf = self._heads
+        named = {t for w in names(query) for t in tokenize(w) if t in idf} if s.heading_boost else set()
+        total = sum(idf[t] for t in named)
+        if not prefixes and not total:
+            return fused
+        out = []
+        for row, score in fused:
+            if prefixes and chunks[row].path.startswith(prefixes):
+                score *= 1 + s.source_boost
+            if total:
+                score *= 1 + s.heading_boost * sum(idf[t] for t in named & heads[row]) / total
+            out.append((row, score))
+        return sorted(out, key=lambda kv: (-kv[1], kv[0]))
 
     # ---- BM25 over the current tokeniser ------------------------------------------------------
     def _checked_bm25(self):
-        """The index's BM25, or one rebuilt in memory when the index's tokens came from another
-        tokeniser version or other BM25 parameters (an index built before a tokeniser change
-        still answers correctly; `tutor ingest --rebuild` makes it fast to load again)."""
+        """The index's BM25, or one rebuilt in memory (~3 s) when the index's tokens came from
+        another tokeniser (a sample of chunks is re-tokenised and compared) or its BM25 has other
+        parameters: an index built before a tokeniser change still searches correctly, and
+        `tutor ingest --rebuild` makes it fast to load again."""
         index = self.index
         if not index.chunks:
             return None
@@ -161,7 +189,7 @@ class Retriever:
             abs(float(getattr(index.bm25, "b", -1)) - s.bm25_b) < 1e-9
         if params_ok and self._tokens_current():
             return index.bm25
-        tokens = [chunk_tokens(c, s.heading_weight) for c in index.chunks]
+        tokens = [chunk_tokens(c) for c in index.chunks]
         return bm25_index(tokens, k1=s.bm25_k1, b=s.bm25_b)
 
     def _tokens_current(self, sample: int = 24) -> bool:
@@ -174,7 +202,7 @@ class Retriever:
             for i, line in enumerate(f):
                 if i in want:
                     stored = json.loads(line)["t"]
-                    if stored != chunk_tokens(self.index.chunks[i], self.settings.heading_weight):
+                    if stored != chunk_tokens(self.index.chunks[i]):
                         return False
         return True
 
@@ -255,20 +283,9 @@ class Retriever:
             fused = list(zip(lists[0].rows, lists[0].scores))
         else:
             fused = rrf(lists, s.rrf_k)
+        fused = self._boosted(query, fused)
         chunks = self.index.chunks
-        boosts = self._boosts(query)
-        if s.heading_boost:
-            heads, idf = self._heads
-            names = {t for w in _NAME.findall(query) for t in tokenize(w) if t in idf}
-            total = sum(idf[t] for t in names)
-            if total:
-                fused = [(row, score * (1 + s.heading_boost * sum(idf[t] for t in names & heads[row]) / total))
-                         for row, score in fused]
-                boosts = boosts or {"": 1.0}
-        if boosts:
-            fused = sorted(((row, score * boosts.get(chunks[row].file, 1.0)) for row, score in fused),
-                           key=lambda kv: (-kv[1], kv[0]))
-        fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k)
+        fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k, s.lead_bonus)
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
         timings["total"] = (time.perf_counter() - t0) * 1000
         sim = None

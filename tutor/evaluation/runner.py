@@ -37,9 +37,12 @@ class EvalOptions:
 
 def _signature(tutor, opts: EvalOptions) -> dict:
     s = tutor.settings
+    retrieval_keys = ("embedder", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
+                      "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
+                      "original_weight", "split_parts", "part_weight", "source_boost", "heading_boost",
+                      "file_cap", "lead_bonus")
     sig = {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only,
-           "embedder": s.embedder, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
-           "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "cross_lingual": s.cross_lingual}
+           **{k: getattr(s, k) for k in retrieval_keys if hasattr(s, k)}}
     if not opts.retrieval_only:
         sig.update({"backend": s.backend, "model": s.model, "base_url": s.base_url if s.backend == "openai" else None,
                     "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold})
