@@ -139,7 +139,8 @@ def test_added_file_and_chunk_size_change(work, embedder):
     assert report.rebuild_reason and "chunker settings changed" in report.rebuild_reason
     data = load_index(index_dir)
     assert report.embedded == report.chunks == len(data.chunks) > total
-    assert data.manifest["chunker"] == {"version": index_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10}
+    assert data.manifest["chunker"] == {"version": index_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10,
+                                        "tokenizer": index_mod.TOKENIZER_VERSION}
     assert ingest(small, embedder=embedder).noop
     # a retriever over the old settings' index still loads the new one fine
     assert search_ids(small, embedder, k=1)
