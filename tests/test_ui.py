@@ -116,6 +116,7 @@ def open_page(browser, url: str):
     ctx = browser.new_context(viewport={"width": 1400, "height": 900},
                               permissions=["clipboard-read", "clipboard-write"])
     page = ctx.new_page()
+    page.set_default_timeout(90_000)  # CI machines are shared: waits are generous, not timed checks
     t0 = time.perf_counter()
     page.goto(url, wait_until="load")
     page.wait_for_selector("#question textarea", state="visible")
@@ -136,7 +137,7 @@ _LAST_BOT_HAS = """(needle) => { const b = document.querySelectorAll('#chatbot .
                                 return b.length > 0 && b[b.length - 1].innerText.includes(needle); }"""
 
 
-def wait_last_bot(page, needle: str, timeout: float = 30_000) -> str:
+def wait_last_bot(page, needle: str, timeout: float = 90_000) -> str:
     """Wait until the newest bot message contains `needle`; return its text."""
     page.wait_for_function(_LAST_BOT_HAS, arg=needle, timeout=timeout)
     return bot_texts(page)[-1]
