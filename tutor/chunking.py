@@ -76,10 +76,11 @@ def _sentences(start: int, line: str, text: str, size: int) -> list[tuple[int, i
 
 def _block_atoms(rows: list[tuple[int, str]], path, kind: str, size: int) -> list[_Atom]:
     """A code block or table: whole if it fits, else line by line (never inside a line)."""
-    start, end = rows[0][0], rows[-1][0] + len(rows[-1][1])
+    # spans stop before the line break, so a block of exactly `size` visible chars still fits
+    start, end = rows[0][0], rows[-1][0] + len(rows[-1][1].rstrip("\r\n"))
     if end - start <= size:
         return [_Atom(start, end, path, kind)]
-    return [_Atom(p, p + len(ln), path, kind) for p, ln in rows]
+    return [_Atom(p, p + len(ln.rstrip("\r\n")), path, kind) for p, ln in rows]
 
 
 def atomize(doc: Document, size: int) -> list[_Atom]:

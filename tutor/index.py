@@ -31,7 +31,7 @@ from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
 from .types import Chunk
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 3  # 3: keeps `#@tab all` d2l cells and code indentation; never spans dropped cells
+CHUNKER_VERSION = 4  # 3: keeps `#@tab all` d2l cells, code indentation; 4: block spans end before the line break
 CURRENT = "CURRENT"
 EMBED_BATCH = 64
 
