@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from .text import SENT_END as _SENT_END
 from .types import Chunk, Document
 
 SEP = " › "
@@ -23,9 +24,6 @@ _TABLE_ROW = re.compile(r"^\s*\|")
 # paddle beside pytorch; only the pytorch copy is kept (the others are noise to a learner's search).
 # `#@tab all` cells are shared by every framework (there is no separate pytorch copy): kept.
 _D2L_OTHER_TAB = re.compile(r"^```\{\.python \.input\}\s*\n(?!#@tab [^\n]*(?:pytorch|\ball\b))")
-# a sentence ends at Chinese 。！？； (optionally followed by closing quotes/brackets), or at
-# English .!?; followed by whitespace
-_SENT_END = re.compile(r"[。！？；][”’」』）)\]]*|[.!?;][\"')\]]*(?=\s)")
 
 
 @dataclass

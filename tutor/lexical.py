@@ -20,23 +20,14 @@ import logging
 import re
 import unicodedata
 
+from .text import STOPWORDS  # noqa: F401  (re-exported: the one stopword list)
+
 TOKENIZER_VERSION = 2
 
 _WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 # a Latin/number compound: letters or digits joined by - . _ / (e.g. deepseek-v3, 15.7b, gpt-4o)
 _COMPOUND = re.compile(r"[a-z0-9]+(?:[-._/][a-z0-9]+)+")
-STOPWORDS = frozenset(
-    # Chinese function words, question words and fillers
-    "的 了 和 是 在 有 与 及 或 中 对 为 也 就 都 而 把 被 这 那 个 之 其 以 于 上 下 吗 呢 吧 啊 什么 怎么 "
-    "如何 哪些 哪个 为什么 多少 是否 一个 一种 我们 你 我 他 它 请 问 能 会 可以 里 给 各 又 还 "
-    "到底 大概 大约 分别 具体 一下 一些 这个 那个 这些 那些 时 时候 呀 么 啥 怎样 怎么样 "
-    # English
-    "a an the of to in on for and or is are was were be been being what which who whom whose how "
-    "why when where does do did doing done it its this that these those with by as at from about "
-    "into than then there their they them can could would should will shall may might must "
-    "please tell me my i you your we our us explain describe say says said give given gives "
-    "according roughly approximately exactly really actually just only also so such any some "
-    "all each both other per much many have has had not no yes if but up out over very more most".split())
+
 
 _jieba = None
 

@@ -13,7 +13,7 @@ from typing import Callable
 from .dataset import EvalItem, normalize
 from .judges import Judge, LLMJudge, agreement, extract_numbers, last_judge, load_labels, make_judge
 from .metrics import aggregate, is_correct, latency_summary, percentile, refusal_prf
-from .sentences import citations_in, split_sentences, strip_citations
+from ..text import citations_in, split_sentences, strip_citations
 
 ANSWER_FIELDS = ("answer", "refused", "citations", "sources", "reasoning", "model", "backend",
                  "timings_ms", "grounded", "invalid_citations")

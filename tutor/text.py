@@ -1,0 +1,330 @@
+"""The one text core: sentences and evidence units with offsets, citation markers, terms, numbers.
+
+Bottom of the import graph (stdlib only), so the chunker, the answer path, the UI and the eval
+judges all split and count the same way. Helpers here are neutral building blocks; policy
+(what counts as support, which units to keep) lives in the modules that use them, and the eval
+judge must not borrow the answer side's policy (see tutor/evaluation/judges.py).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# ---- sentences ---------------------------------------------------------------------------------
+
+# a sentence ends at Chinese 。！？； (optionally followed by closing quotes/brackets), or at
+# English .!?; followed by whitespace — the chunker's boundary (changing it changes chunks)
+SENT_END = re.compile(r"[。！？；][”’」』）)\]]*|[.!?;][\"')\]]*(?=\s)")
+
+TABLE_ROW = re.compile(r"^\s*\|")
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+FENCE = re.compile(r"^ {0,3}(```|~~~)")
+HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•·]|\d{1,2}[.)、]|[（(]\d{1,2}[)）]|#{1,6})\s+")
+_ZH_END = "。！？；"
+_ABBREV = ("e.g", "i.e", "et al", "etc", "vs", "fig", "eq", "cf", "approx")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A unit of a text: `text[start:end]`, with what kind of line it came from."""
+
+    start: int
+    end: int
+    kind: str  # sentence | row | header | code | formula | heading
+
+
+def lines(text: str) -> list[tuple[int, str]]:
+    """(offset, line with its line break) for every line of `text`."""
+    out, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        out.append((pos, line))
+        pos += len(line)
+    return out
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+def units(text: str) -> list[Span]:
+    """Split a passage into evidence units with exact offsets: prose sentences (never inside
+    "3.57" or "e.g."), table rows (the first row of a table is its `header`, the |---| rule is
+    skipped), code lines inside fences, `$$` formula lines and headings — each whole."""
+    out: list[Span] = []
+    in_code = False
+    prev_row = False
+    for pos, line in lines(text):
+        body = line.rstrip("\r\n")
+        if FENCE.match(body):
+            in_code = not in_code
+            prev_row = False
+            continue
+        a, b = _trim(text, pos, pos + len(body))
+        if a == b:
+            prev_row = False
+            continue
+        if in_code:
+            out.append(Span(a, b, "code"))
+        elif TABLE_ROW.match(body):
+            if not TABLE_RULE.match(body):
+                out.append(Span(a, b, "row" if prev_row else "header"))
+            prev_row = True
+            continue
+        elif HEADING.match(body):
+            out.append(Span(a, b, "heading"))
+        elif body.strip().startswith("$$") or body.strip().endswith("$$"):
+            out.append(Span(a, b, "formula"))
+        else:
+            for s, e in sentence_spans(text, a, b):
+                out.append(Span(s, e, "sentence"))
+        prev_row = False
+    return out
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence offsets within `text[start:end]` (one line of prose), whitespace trimmed."""
+    end = len(text) if end is None else end
+    seg = text[start:end]
+    spans, s = [], 0
+    for m in SENT_END.finditer(seg):
+        if m.group(0)[0] == "." and _is_abbrev(seg[s:m.start()]):
+            continue
+        if m.end() > s:
+            spans.append((s, m.end()))
+            s = m.end()
+    if s < len(seg):
+        spans.append((s, len(seg)))
+    out = []
+    for a, b in spans:
+        a, b = _trim(text, start + a, start + b)
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _is_abbrev(before: str) -> bool:
+    tail = before.lower().rstrip(".")
+    return any(tail.endswith(a) and (len(tail) == len(a) or not tail[-len(a) - 1].isalpha())
+               for a in _ABBREV)
+
+
+# ---- citation markers ----------------------------------------------------------------------------
+
+# [1] [1,2] [1, 3] [1-3] 【2】 ［１］ [^4] [来源1] [source 2] — every shape small models produce
+MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–—~]\s*\d{1,3})*)\s*[\]］】]",
+                    re.I)
+_MARKERS_AHEAD = re.compile(r"(?:\s*(?:" + MARKER.pattern + r"))+", re.I)
+_MAX_RANGE = 20  # "[1-999]" is a typo, not 999 citations
+
+
+def marker_numbers(body: str) -> list[int]:
+    """The numbers inside one marker's body ("1, 3-5" → 1, 3, 4, 5); absurd ranges are dropped."""
+    out: list[int] = []
+    for part in re.split(r"\s*[,，、]\s*", unicodedata.normalize("NFKC", body).strip()):
+        rng = re.fullmatch(r"(\d+)\s*[-–—~]\s*(\d+)", part)
+        if rng:
+            a, b = int(rng.group(1)), int(rng.group(2))
+            if a <= b < a + _MAX_RANGE:
+                out.extend(range(a, b + 1))
+        elif part.isdigit():
+            out.append(int(part))
+    return out
+
+
+def citations_in(text: str) -> list[int]:
+    """Source numbers cited in `text`, in order of first appearance, without repeats (≥ 1)."""
+    seen: list[int] = []
+    for m in MARKER.finditer(text):
+        for n in marker_numbers(m.group(1)):
+            if n >= 1 and n not in seen:
+                seen.append(n)
+    return seen
+
+
+def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
+    """All cited numbers in order of first use: (valid ones, out-of-range ones)."""
+    valid: list[int] = []
+    invalid: list[int] = []
+    for n in citations_in(text):
+        (valid if 1 <= n <= n_sources else invalid).append(n)
+    for m in MARKER.finditer(text):  # [0] is invalid too
+        if 0 in marker_numbers(m.group(1)) and 0 not in invalid:
+            invalid.append(0)
+    return valid, invalid
+
+
+def normalise_citations(text: str, n_sources: int) -> str:
+    """Rewrite every marker shape as [n][m]; drop numbers that point at no source."""
+    def repl(m: re.Match) -> str:
+        return "".join(f"[{n}]" for n in marker_numbers(m.group(1)) if 1 <= n <= n_sources)
+
+    return MARKER.sub(repl, text)
+
+
+def strip_citations(text: str) -> str:
+    """The text without markers, spaces tidied (what a judge or a matcher should read)."""
+    s = MARKER.sub("", text)
+    s = re.sub(r"\s+([.,;:!?。，；：！？、])", r"\1", s)
+    return re.sub(r"[ \t]{2,}", " ", s).strip()
+
+
+# ---- answer sentences ------------------------------------------------------------------------------
+
+def _ends_here(line: str, j: int) -> bool:
+    """ASCII . ! ? end a sentence before a space, the end, a marker or a CJK character."""
+    return (j >= len(line) or line[j].isspace() or bool(_MARKERS_AHEAD.match(line, j))
+            or "\u3400" <= line[j] <= "\u9fff")
+
+
+def _split_line(line: str) -> list[str]:
+    out: list[str] = []
+    start, i, n = 0, 0, len(line)
+    while i < n:
+        ch = line[i]
+        end = None
+        if ch in _ZH_END:
+            end = i + 1
+        elif ch == "." and _ends_here(line, i + 1) and not _is_abbrev(line[start:i]):
+            end = i + 1
+        elif ch in "!?" and (_ends_here(line, i + 1) or not re.match(r"[a-z0-9_=]", line[i + 1])):
+            end = i + 1
+        if end is None:
+            i += 1
+            continue
+        while end < n and line[end] in _ZH_END + ".!?”’\"')）":
+            end += 1
+        m = _MARKERS_AHEAD.match(line, end)
+        if m:
+            end = m.end()
+        out.append(line[start:end])
+        start = i = end
+    out.append(line[start:])
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """An answer's sentences, each keeping its citation markers (markers on either side of the
+    end punctuation, or alone on the next line, stay with their sentence); list bullets dropped;
+    contentless pieces dropped."""
+    sentences: list[str] = []
+    for raw in (text or "").splitlines():
+        line = _LIST_ITEM.sub("", raw)
+        for piece in _split_line(line):
+            piece = piece.strip()
+            if not piece:
+                continue
+            if not any(ch.isalnum() for ch in strip_citations(piece)):
+                if sentences and MARKER.search(piece):
+                    sentences[-1] = f"{sentences[-1]}{piece}"
+                continue
+            sentences.append(piece)
+    return sentences
+
+
+# ---- terms -----------------------------------------------------------------------------------------
+
+STOPWORDS = frozenset(
+    # Chinese function words, question words and fillers
+    "的 了 和 是 在 有 与 及 或 中 对 为 也 就 都 而 把 被 这 那 个 之 其 以 于 上 下 吗 呢 吧 啊 什么 怎么 "
+    "如何 哪些 哪个 为什么 多少 是否 一个 一种 我们 你 我 他 它 请 问 能 会 可以 里 给 各 又 还 "
+    "到底 大概 大约 分别 具体 一下 一些 这个 那个 这些 那些 时 时候 呀 么 啥 怎样 怎么样 "
+    # English
+    "a an the of to in on for and or is are was were be been being what which who whom whose how "
+    "why when where does do did doing done it its this that these those with by as at from about "
+    "into than then there their they them can could would should will shall may might must "
+    "please tell me my i you your we our us explain describe say says said give given gives "
+    "according roughly approximately exactly really actually just only also so such any some "
+    "all each both other per much many have has had not no yes if but up out over very more most".split())
+
+_TERM = re.compile(r"[\u3400-\u9fff]|[a-z0-9][a-z0-9.\-%]*", re.I)
+
+
+def is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff"
+
+
+def terms(text: str) -> set[str]:
+    """A language-neutral overlap unit: CJK character bigrams plus Latin words and numbers
+    (lower-case, NFKC, stopwords dropped). Bigrams need no segmenter and match across spacing."""
+    text = unicodedata.normalize("NFKC", text)
+    toks = [t.lower().rstrip(".-") for t in _TERM.findall(text)]
+    out = {t for t in toks if t and not is_cjk(t[0]) and t not in STOPWORDS}
+    cjk = [t for t in toks if t and is_cjk(t[0])]
+    out |= {a + b for a, b in zip(cjk, cjk[1:])}
+    return out
+
+
+# a model or method name as typed: DeepSeek-V3, AlexNet, ResNet-152, BERT, GPT-4o, MoE, top-5 —
+# a word with a digit or a capital after its first letter
+_NAME = re.compile(r"(?<![\w-])(?=[\w.-]*(?:\d|[A-Z][\w.-]*[A-Z]))[A-Za-z0-9][\w.-]*[\w]")
+
+
+def names(text: str) -> list[str]:
+    """The model / method names typed in `text` (in order; pure numbers excluded)."""
+    return [n for n in _NAME.findall(text) if not re.fullmatch(r"[\d.,]+", n)]
+
+
+# ---- numbers ---------------------------------------------------------------------------------------
+
+_SCALE = {"万亿": 1e12, "亿": 1e8, "万": 1e4, "千": 1e3, "thousand": 1e3, "million": 1e6, "billion": 1e9,
+          "trillion": 1e12, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+_UNIT = "|".join(sorted((re.escape(u) for u in _SCALE), key=len, reverse=True))
+# a figure: digits (1,000 / 3.57), then an optional scale word or %; not the digits inside a
+# name ("V3", "GPT-4", "top-5", "ResNet-152": those belong to the name)
+_NUMBER = re.compile(r"(?<![\w.\-])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(" + _UNIT + r"|%)?(?![a-z])", re.I)
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float  # scaled: 60M, 6000万 and 60 million are all 6e7; 15.3% is 15.3
+    percent: bool
+    start: int
+    end: int
+
+
+def figures(text: str) -> list[Figure]:
+    """Every number in `text` with its scale normalised (万/亿/K/M/B/T/thousand…, full-width
+    digits via NFKC), so notes, papers and answers that write one figure differently agree.
+    Offsets are into `text` when NFKC kept its length, else approximate."""
+    norm = unicodedata.normalize("NFKC", text)
+    out = []
+    for m in _NUMBER.finditer(norm):
+        try:
+            plain = float(m.group(1).replace(",", ""))
+        except ValueError:
+            continue
+        unit = (m.group(2) or "").lower()
+        scale = _SCALE.get(unit, 1.0)
+        out.append(Figure(_round(plain * scale), unit == "%", m.start(), m.end()))
+    return out
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def figure_values(text: str) -> set[float]:
+    """The set of scaled values in `text` (plain and scaled: "60M" gives 6e7 and 60)."""
+    out: set[float] = set()
+    norm = unicodedata.normalize("NFKC", text)
+    for m in _NUMBER.finditer(norm):
+        try:
+            plain = float(m.group(1).replace(",", ""))
+        except ValueError:
+            continue
+        unit = (m.group(2) or "").lower()
+        out.add(_round(plain))
+        if unit in _SCALE:
+            out.add(_round(plain * _SCALE[unit]))
+    return out
+
+
+def normalise(text: str) -> str:
+    """EVAL_SCHEMA matching form: NFKC, lower-case, no whitespace."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
