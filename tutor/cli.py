@@ -206,6 +206,34 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
         console.print(c)
 
 
+@app.command("doctor")
+def doctor_cmd(backend: Optional[str] = typer.Option(None, "--backend", help="llamacpp | openai | vllm"),
+               model: Optional[str] = typer.Option(None, "--model"),
+               base_url: Optional[str] = typer.Option(None, "--base-url"),
+               json_out: bool = typer.Option(False, "--json")):
+    """Check what `tutor ask` needs (packages, CPU, llama.cpp, models, index, server), each with its fix."""
+    from .doctor import healthy, run_checks
+
+    with user_errors():
+        s = settings(backend=backend, model=model, base_url=base_url)
+        checks = run_checks(s)
+        ok = healthy(checks)
+        if json_out:
+            print(json.dumps({"ok": ok, "checks": [c.to_dict() for c in checks]}, ensure_ascii=False, indent=1))
+        else:
+            t = Table(title="tutor doctor")
+            for col in ("check", "state", "detail / fix"):
+                t.add_column(col)
+            for c in checks:
+                state = "[green]ok[/green]" if c.ok else ("[red]problem[/red]" if c.required else "[yellow]note[/yellow]")
+                detail = escape(c.detail) + (f"\n[bold]fix:[/bold] {escape(c.fix)}" if c.fix and not c.ok else "")
+                t.add_row(escape(c.name), state, detail)
+            console.print(t)
+            console.print("[green]all ok[/green]" if ok else "[red]something `tutor ask` needs is broken: see the fixes above[/red]")
+        if not ok:
+            raise typer.Exit(1)
+
+
 STAGES = {"retrieving": {"zh": "检索笔记…", "en": "searching the notes…"},
           "thinking": {"zh": "思考中…", "en": "thinking…"},
           "rewriting": {"zh": "理解追问…", "en": "reading the follow-up…"}}

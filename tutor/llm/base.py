@@ -45,6 +45,10 @@ class LLMError(RuntimeError):
         super().__init__(" ".join(str(message).split()))
 
 
+class ModelCrashed(LLMError):
+    """The native library died on a signal running the model (see tutor/llm/probe.py)."""
+
+
 class LLM(ABC):
     backend: str = ""
     model: str = ""

@@ -35,6 +35,12 @@ class LlamaCppLLM(LLM):
             self.path = resolve_gguf(settings.model, settings.home, progress)
         except ModelError as e:
             raise LLMError(str(e)) from None
+        if settings.llama_probe:
+            from tutor.llm.probe import probe
+
+            if progress:
+                progress(f"checking that llama.cpp runs {self.path.name} on this CPU…")
+            probe(self.path, settings.home, settings.n_threads)  # cached after the first time
         if progress:
             progress(f"loading {self.path.name}…")
         try:
