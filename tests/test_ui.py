@@ -347,6 +347,10 @@ WATCH_JS = """
     if (w.first === null) w.first = performance.now();
     if (w.lens[w.lens.length - 1] !== txt.length) w.lens.push(txt.length);
   }).observe(root, {subtree: true, childList: true, characterData: true});
+  new MutationObserver(() => {
+    if (w.t0 === null || w.evidence != null) return;
+    if (document.querySelector('#sources-panel mark.evidence')) w.evidence = performance.now();
+  }).observe(document.body, {subtree: true, childList: true});
 }
 """
 
@@ -366,7 +370,9 @@ def answered(browser, real):
         pytest.fail(f"the app answered with an error: {bot_texts(page)[-1]}\n(log: {real.log})")
     tok = page.evaluate("window.__tok")
     first_s = (tok["first"] - tok["t0"]) / 1000 if tok["first"] is not None and tok["t0"] is not None else None
+    ev_s = (tok["evidence"] - tok["t0"]) / 1000 if tok.get("evidence") is not None and tok["t0"] is not None else None
     timings = {"page_load_s": round(load_s, 2), "send_to_first_token_s": first_s and round(first_s, 2),
+               "send_to_evidence_s": ev_s and round(ev_s, 2),
                "send_to_final_answer_s": round(total_s, 2), "preview_lengths": tok["lens"]}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2), encoding="utf-8")
@@ -384,6 +390,17 @@ def test_answer_streams_in(answered, capsys) -> None:
     assert final and not final.startswith(("⚠️", "⏳")), final
     assert t["send_to_first_token_s"] is not None
     assert len(t["preview_lengths"]) >= 2, "the answer did not grow while streaming"
+
+
+@pytest.mark.slow
+def test_evidence_shows_before_the_first_token(answered) -> None:
+    """Evidence first: the selected units are marked in their passages before the model writes."""
+    t = answered.timings
+    assert t["send_to_evidence_s"] is not None, "no evidence unit was marked in the sources panel"
+    assert t["send_to_evidence_s"] <= t["send_to_first_token_s"], t
+    marks = answered.page.locator("#sources-panel mark.evidence")
+    assert marks.count() >= 1 and marks.first.inner_text().strip()
+    assert "📌" in " ".join(bot_texts(answered.page))  # the evidence list in the chat
 
 
 @pytest.mark.slow

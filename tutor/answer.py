@@ -1,269 +1,293 @@
-"""Hits → numbered sources → LLM → reasoning/answer split → validated citations → `Answer`.
+"""Hits → evidence units → answerable? → LLM from the units → checked, cited `Answer`.
 
-`answer_stream` yields events as they happen (the UI and `tutor ask` render them live);
-`Answer` at the end is the single source of truth — the streamed text is only a preview.
+Evidence first: the few units that hold the answer are chosen (tutor/evidence.py) and shown
+before the model writes; whether they answer the question is decided from the evidence, not by
+the model; the model writes a short answer from the units only; every sentence it writes is
+checked against them (a figure or a name found in no unit drops the sentence), and when the main
+claim does not survive, the answer falls back to quoting the best units. `answer_stream` yields
+events as they happen; `Answer` at the end is the single source of truth (the streamed text is a
+preview).
 """
 from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .config import Settings
+from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
 from .glossary import language
-from .llm.base import LLM, GenParams, LLMError, default_params, is_reasoning_model, repair_late_close
-from .lexical import STOPWORDS
-from .prompts import CANARY, REFUSAL, REFUSAL_TEXT, build_messages
-from .types import Answer, Citation, Hit, SearchResult
+from .llm.base import LLM, LLMError, default_params, is_reasoning_model, repair_late_close
+from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
+from .text import MARKER, figures, normalise_citations, parse_citations, split_sentences, terms
+from .types import Answer, Citation, Evidence, Hit, SearchResult
 
-# [1]  [1,2]  [1, 3]  [1-3]  【2】  [^4]  [来源1] — every shape small models actually produce
-_CITE = re.compile(r"[\[【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–~]\s*\d{1,3})*)\s*[\]】]", re.I)
-_SCAFFOLD = re.compile(r"</?(?:sources?|question)\b[^>]*>", re.I)
+__all__ = ["Event", "answer_stream", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
+           "parse_citations", "normalise_citations", "redact"]
+
+_SCAFFOLD = re.compile(r"</?(?:sources?|question|evidence)\b[^>]*>", re.I)
 # lines where a small model echoes our prompt layout instead of answering
-_ECHO_LINE = re.compile(r"^\s*(?:问题[:：]|question:|资料\s*\[\d+\]|source \[\d+\]|请根据以上资料|using the sources above)",
-                        re.I | re.M)
-_SENTENCE = re.compile(r"[^。！？；!?\n]+?(?:[。！？；!?]+|(?<=[a-z0-9%)])\.(?=\s|$)|\n|$)", re.I)
-_TERMS = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9.\-%]*", re.I)
+_ECHO_LINE = re.compile(r"^\s*(?:问题[:：]|question:|资料\s*\[\d+\]|source \[\d+\]|请根据以上资料|using the sources above"
+                        r"|请用|answer in one)", re.I | re.M)
 ATTRIBUTION_MIN = 0.35
+
+# the canary in any spelling a model might produce: spaced, case-changed, other separators,
+# or its hex part alone
+_CANARY_HEX = CANARY.split("-")[1]
+_SEP = r"[\W_]*"
+_CANARY_RX = re.compile(_SEP.join("canary") + _SEP + _SEP.join(_CANARY_HEX) + f"(?:{_SEP}{_SEP.join('tutor')})?|"
+                        + _SEP.join(_CANARY_HEX), re.I)
+_REFUSAL_RX = re.compile(_SEP.join(REFUSAL.replace("_", "")), re.I)
 
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened while answering: stage | sources | token | reasoning | done."""
+    """One thing that happened while answering: stage | rewritten | sources | evidence | token |
+    reasoning | done."""
 
     kind: str
     text: str = ""
     hits: tuple[Hit, ...] = ()
     answer: Answer | None = None
+    evidence: tuple[Evidence, ...] = ()
 
 
-def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
-    """All cited numbers in order of first use: (valid ones, invalid ones)."""
-    valid: list[int] = []
-    invalid: list[int] = []
-    for m in _CITE.finditer(text):
-        for n in _expand(m.group(1)):
-            target = valid if 1 <= n <= n_sources else invalid
-            if n not in target:
-                target.append(n)
-    return valid, invalid
-
-
-def _expand(group: str) -> list[int]:
-    out: list[int] = []
-    for part in re.split(r"\s*[,，、]\s*", group.strip()):
-        rng = re.split(r"\s*[\-–~]\s*", part)
-        if len(rng) == 2 and rng[0].isdigit() and rng[1].isdigit() and int(rng[0]) <= int(rng[1]) <= int(rng[0]) + 10:
-            out.extend(range(int(rng[0]), int(rng[1]) + 1))
-        elif part.isdigit():
-            out.append(int(part))
-    return out
-
-
-def normalise_citations(text: str, n_sources: int) -> str:
-    """Rewrite every citation shape as [n][m]; drop numbers that point at no source."""
-    def repl(m: re.Match) -> str:
-        ns = [n for n in _expand(m.group(1)) if 1 <= n <= n_sources]
-        return "".join(f"[{n}]" for n in ns)
-
-    return _CITE.sub(repl, text)
+def redact(text: str) -> str:
+    """Remove the canary (any spelling) and the refusal token from text shown to a learner."""
+    text = _CANARY_RX.sub("", unicodedata.normalize("NFKC", text))
+    return _REFUSAL_RX.sub("", text)
 
 
 def clean_answer(text: str, question: str = "") -> str:
-    text = text.replace(CANARY, "[redacted]")
+    text = _CANARY_RX.sub("[redacted]", unicodedata.normalize("NFKC", text))
     q = question.strip()
     if q and text.lstrip().startswith(q):  # small models often restate the question first
         text = text.lstrip()[len(q):]
     text = _SCAFFOLD.sub("", text)
     text = "\n".join(ln for ln in text.splitlines() if not _ECHO_LINE.match(ln))
-    text = re.sub(r"^\s*(?:assistant|助教|回答|answer)\s*(?:[:：]\s*|\s+)", "", text, flags=re.I)
+    text = re.sub(r"^\s*(?:assistant|助教|回答|答案|answer)\s*(?:[:：]\s*|\s+)", "", text, flags=re.I)
     text = text.replace("[编号]", "").replace("[n]", "")
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _terms(text: str) -> set[str]:
-    """CJK character bigrams plus Latin words/numbers: a language-neutral overlap unit."""
-    toks = [t.lower().rstrip(".-") for t in _TERMS.findall(text)]
-    out = {t for t in toks if t and not ("\u4e00" <= t[0] <= "\u9fff") and t not in STOPWORDS}
-    cjk = [t for t in toks if "\u4e00" <= t[0] <= "\u9fff"]
-    out |= {a + b for a, b in zip(cjk, cjk[1:])}
-    return out
-
-
-def attribute(text: str, source_texts: list[str]) -> str:
-    """Post-hoc attribution: a sentence the model left uncited gets the source that covers most
-    of its words, when that coverage is at least ATTRIBUTION_MIN. Small models answer well from
-    the sources but cite unreliably; this ties each claim to its passage instead of leaving it
-    unsupported. Sentences with no good match stay uncited (and count against citation recall)."""
-    src_terms = [_terms(t) for t in source_texts]
-    out = []
-    for m in _SENTENCE.finditer(text):
-        sent = m.group(0)
-        if not sent.strip():
-            out.append(sent)
-            continue
-        if _CITE.search(sent) or len(sent.strip()) < 6:
-            out.append(sent)
-            continue
-        terms = _terms(_CITE.sub("", sent))
-        if not terms:
-            out.append(sent)
-            continue
-        numbers = {t for t in terms if t[0].isdigit()}
-        scores = [len(terms & st) / len(terms) for st in src_terms]
-        if numbers:  # a figure quoted in another language: the numbers carry the match
-            scores = [max(sc, ATTRIBUTION_MIN) if numbers <= st and len(terms & st) > len(numbers) else sc
-                      for sc, st in zip(scores, src_terms)]
-        best = max(range(len(scores)), key=scores.__getitem__) if scores else None
-        if best is None or scores[best] < ATTRIBUTION_MIN:
-            out.append(sent)
-            continue
-        body, tail = sent.rstrip("\n"), sent[len(sent.rstrip("\n")):]
-        mark = f"[{best + 1}]"
-        out.append(f"{body[:-1]}{mark}{body[-1]}{tail}" if body[-1:] in "。！？；!?." else f"{body}{mark}{tail}")
-    return "".join(out)
-
-
 def is_refusal(text: str) -> bool:
     """The model's explicit signal: REFUSAL with (almost) nothing else beside it."""
-    if REFUSAL not in text.upper().replace(" ", "_"):
+    if not _REFUSAL_RX.search(text):
         return False
-    rest = _CITE.sub("", re.sub(REFUSAL, "", text, flags=re.I)).strip(" \n.。:：-*`\"'")
+    rest = MARKER.sub("", _REFUSAL_RX.sub("", text)).strip(" \n.。:：-*`\"'")
     return len(rest) < 40
 
 
-def _approx_tokens(text: str) -> int:
-    """Conservative across tokenizers: Qwen spends ~0.7 tokens on a Chinese character, byte-level
-    English tokenizers (SmolLM2) 2–3; over-estimating only drops a source, under-estimating fails."""
-    cjk = len(re.findall(r"[\u3400-\u9fff]", text))
-    return int(cjk * 1.5) + (len(text) - cjk) // 3
+def attribute(text: str, source_texts: list[str]) -> str:
+    """Post-hoc attribution (answer side): a sentence the model left uncited gets the source that
+    covers most of its terms, when that coverage is at least ATTRIBUTION_MIN. Small models answer
+    well from the evidence but cite unreliably."""
+    src_terms = [terms(t) for t in source_texts]
+    out = []
+    for sent in split_sentences(text):
+        if MARKER.search(sent) or len(sent) < 6:
+            out.append(sent)
+            continue
+        st = terms(MARKER.sub("", sent))
+        if not st:
+            out.append(sent)
+            continue
+        nums = {t for t in st if t[0].isdigit()}
+        scores = [len(st & s) / len(st) for s in src_terms]
+        if nums:  # a figure quoted in another language: the numbers carry the match
+            scores = [max(sc, ATTRIBUTION_MIN) if nums <= s and len(st & s) > len(nums) else sc
+                      for sc, s in zip(scores, src_terms)]
+        best = max(range(len(scores)), key=scores.__getitem__) if scores else None
+        if best is None or scores[best] < ATTRIBUTION_MIN or not source_texts[best]:
+            out.append(sent)
+            continue
+        mark = f"[{best + 1}]"
+        out.append(f"{sent[:-1]}{mark}{sent[-1]}" if sent[-1] in "。！？；!?." else f"{sent}{mark}")
+    return _join(out)
 
 
-def fit_sources(hits: list[Hit], budget_tokens: int) -> tuple[list[Hit], list[str]]:
-    """Keep the best sources that fit the model's context; cut the last one short if needed."""
-    kept, texts, used = [], [], 0
-    for h in hits:
-        t = h.chunk.text
-        need = _approx_tokens(t) + 30
-        if used + need > budget_tokens:
-            room = budget_tokens - used - 30
-            if room > 80:
-                cut = t[: max(1, int(len(t) * room / max(need, 1)))]
-                kept.append(h)
-                texts.append(cut + "…")
-            break
-        kept.append(h)
-        texts.append(t)
-        used += need
-    return kept, texts
+def _join(sentences: list[str]) -> str:
+    """Sentences back into text: no space after CJK punctuation, one space after Latin."""
+    out = ""
+    for s in sentences:
+        if out and not (out[-1] in "。！？；" or out.endswith("]") and s[:1] >= "\u3400"):
+            out += " "
+        out += s
+    return out.strip()
 
 
 class _StreamGuard:
-    """Holds back just enough streamed text that a refusal token or the canary never flashes
-    on screen before the final answer replaces the preview."""
+    """Holds back just enough streamed text that a refusal token or the canary (in any spelling)
+    never flashes on screen before the final answer replaces the preview."""
+
+    HOLD = len(CANARY) + 12
 
     def __init__(self) -> None:
         self.buf = ""
         self.sent = 0
 
     def feed(self, piece: str) -> str:
-        # a canary completes only inside the held-back tail, so redacting there is enough
-        self.buf = self.buf[: self.sent] + (self.buf[self.sent:] + piece).replace(CANARY, "")
+        self.buf += piece
+        clean = redact(self.buf)
+        if len(clean) < len(self.buf):  # something was redacted: restart from the clean text
+            self.buf = clean
+            self.sent = min(self.sent, len(clean))
         stripped = self.buf.lstrip()
-        if REFUSAL.startswith(stripped[: len(REFUSAL)].upper()) and len(stripped) <= len(REFUSAL) + 2:
+        if stripped and REFUSAL.startswith(stripped[: len(REFUSAL)].upper()) and len(stripped) <= len(REFUSAL) + 2:
             return ""
-        safe_end = max(self.sent, len(self.buf) - len(CANARY))
+        safe_end = max(self.sent, len(self.buf) - self.HOLD)
         out = self.buf[self.sent:safe_end]
         self.sent = safe_end
         return out
 
 
-def refused_answer(question: str, lang: str, hits: list[Hit], timings: dict, model: str,
-                   backend: str, why: str) -> Answer:
-    return Answer(question=question, text=REFUSAL_TEXT[lang], refused=True, citations=[], sources=hits,
-                  reasoning=None, model=model, backend=backend, timings_ms=dict(timings),
-                  grounded=False)
+def _selector(settings: Settings, embedder) -> Selector:
+    if embedder is None:
+        return Selector(budget_tokens=settings.evidence_tokens, max_units=settings.evidence_units,
+                        dense_weight=0.0)
+    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, settings.evidence_tokens,
+                    settings.evidence_units, settings.evidence_dense_weight)
+
+
+def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings: Settings,
+             verdict: Verdict | None = None, model: str = "", backend: str = "") -> Answer:
+    """The honest "the notes don't say", with the closest unit quoted and cited when there is a
+    topical one (a near miss), so the learner sees what the notes do cover."""
+    best = verdict.best if verdict is not None else None
+    if best is not None:
+        text = DECLINE_NEARBY[lang].format(quote=_quote(best), n=best.n)
+        cites = [Citation(best.n, best.hit.chunk)]
+        evidence = [best]
+    else:
+        text, cites, evidence = REFUSAL_TEXT[lang], [], []
+    return Answer(question=question, text=text, refused=True, citations=cites, sources=hits,
+                  reasoning=None, model=model or settings.model, backend=backend or settings.backend,
+                  timings_ms=dict(timings), grounded=bool(cites), evidence=evidence,
+                  decline_reason=verdict.reason if verdict is not None else "off-topic")
+
+
+def _quote(u: Evidence, limit: int = 160) -> str:
+    t = " ".join(u.prompt_text().split())
+    t = re.sub(r"\*\*|__|`", "", t)
+    return t if len(t) <= limit else t[: limit - 1] + "…"
 
 
 def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM], settings: Settings,
-                  lang: str | None = None) -> Iterator[Event]:
+                  lang: str | None = None, embedder=None) -> Iterator[Event]:
     """Answer `question` from `search`'s hits. Retrieval already happened (its time is in
-    `search.timings_ms`). `get_llm` is only called past the relevance gate, so an off-topic
-    question is declined without loading or calling a model."""
+    `search.timings_ms`). `get_llm` is only called when the evidence answers the question, so an
+    off-topic or near-miss question is declined without loading or calling a model."""
     lang = lang or language(question)
+    lang = "en" if lang == "en" else "zh"
     timings: dict[str, float] = {"retrieve": search.timings_ms.get("total", 0.0)}
     hits = list(search.hits[: settings.answer_k])
     if not hits or search.similarity is None or search.similarity < settings.relevance_threshold:
         timings["total"] = timings["retrieve"]
-        ans = refused_answer(question, lang, hits, timings, settings.model, settings.backend, "gate")
-        yield Event("done", answer=ans)
+        yield Event("done", answer=declined(question, lang, hits, timings, settings))
+        return
+    t0 = time.perf_counter()
+    sel = _selector(settings, embedder)
+    query, scored = sel.score(question, hits)
+    units = sel.select(scored)
+    verdict = sel.assess(query, scored, settings.min_coverage, settings.min_evidence_score)
+    if verdict.answerable and verdict.best is not None and not any(u is verdict.best or (
+            u.hit is verdict.best.hit and u.start == verdict.best.start) for u in units):
+        units = sorted([verdict.best, *units[: settings.evidence_units - 1]], key=lambda u: (u.n, u.order))
+    timings["select"] = (time.perf_counter() - t0) * 1000
+    yield Event("sources", hits=tuple(hits))
+    yield Event("evidence", evidence=tuple(units))
+    if not verdict.answerable:
+        timings["total"] = timings["retrieve"] + timings["select"]
+        yield Event("done", answer=declined(question, lang, hits, timings, settings, verdict))
         return
     llm = get_llm()
-    all_hits = hits
-    budget = (llm.context_window or settings.n_ctx) - settings.max_tokens - 400
-    reasoning_model = is_reasoning_model(llm.model)
     params = default_params(llm.model, settings)
-    params = GenParams(max_tokens=settings.max_tokens, temperature=params.temperature, top_p=params.top_p,
-                       stop=params.stop)
-    for attempt in range(3):
-        hits, texts = fit_sources(all_hits, budget)
-        messages = build_messages(question, hits, lang, system_prompt=not reasoning_model, texts=texts)
-        t0 = time.perf_counter()
-        first = None
-        raw, reasoning, n_tokens = [], [], 0
-        guard = _StreamGuard()
-        yield Event("sources", hits=tuple(hits))
-        yield Event("stage", text="thinking")
-        try:
-            for delta in llm.stream(messages, params):
-                if first is None:
-                    first = time.perf_counter()
-                    timings["first_token"] = (first - t0) * 1000
-                n_tokens += 1
-                if delta.reasoning:
-                    reasoning.append(delta.reasoning)
-                    yield Event("reasoning", text=delta.reasoning)
-                if delta.text:
-                    raw.append(delta.text)
-                    shown = guard.feed(delta.text)
-                    if shown:
-                        yield Event("token", text=shown)
-            break
-        except LLMError as e:
-            # the server's context is smaller than we assumed (llama.cpp's server may just send an
-            # empty reply then): retry with fewer source tokens
-            if first is not None or attempt == 2 or not any(
-                    s in str(e) for s in ("too long", "empty reply")):
-                raise
-            window = llm.context_window or (budget + settings.max_tokens + 400) // 2
-            budget = min(budget // 2, window - settings.max_tokens - 400)
+    messages = build_messages(question, units, lang, system_prompt=not is_reasoning_model(llm.model))
+    if llm.context_window:  # a small server context: shorten the reply rather than fail
+        room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
+        params.max_tokens = max(16, min(params.max_tokens, room))
+    yield Event("stage", text="thinking")
+    t1 = time.perf_counter()
+    first = None
+    raw, reasoning, n_tokens = [], [], 0
+    guard = _StreamGuard()
+    for delta in llm.stream(messages, params):
+        if first is None:
+            first = time.perf_counter()
+            timings["first_token"] = (first - t1) * 1000
+        n_tokens += 1
+        if delta.reasoning:
+            reasoning.append(delta.reasoning)
+            yield Event("reasoning", text=redact(delta.reasoning))
+        if delta.text:
+            raw.append(delta.text)
+            shown = guard.feed(delta.text)
+            if shown:
+                yield Event("token", text=shown)
     end = time.perf_counter()
-    timings["generate"] = (end - t0) * 1000
-    timings["total"] = timings["retrieve"] + timings["generate"]
+    timings["generate"] = (end - t1) * 1000
+    timings["total"] = timings["retrieve"] + timings["select"] + timings["generate"]
     timings["tokens"] = n_tokens
     text, thinking = repair_late_close("".join(raw), "".join(reasoning))
-    yield Event("done", answer=finalize(question, text, thinking, hits, llm, timings, lang))
+    yield Event("done", answer=finalize(question, text, thinking, hits, units, verdict, llm, timings, lang))
 
 
-def finalize(question: str, text: str, thinking: str, hits: list[Hit], llm: LLM,
-             timings: dict, lang: str) -> Answer:
+def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: list[Evidence],
+             verdict: Verdict, llm: LLM, timings: dict, lang: str) -> Answer:
+    """Clean the reply, check each sentence against the evidence, cite, or fall back to quoting."""
     text = clean_answer(text, question)
-    thinking = clean_answer(thinking) or None
-    if is_refusal(text) or not text:
-        return Answer(question, REFUSAL_TEXT[lang], True, [], hits, thinking, llm.model, llm.backend, timings,
-                      grounded=False)
-    valid, invalid = parse_citations(text, len(hits))
-    text = normalise_citations(text, len(hits))
-    text = attribute(text, [h.chunk.text for h in hits])
-    valid, _ = parse_citations(text, len(hits))
+    thinking = redact(clean_answer(thinking)) or None
+    evidence_text = "\n".join(u.prompt_text() for u in units)
+    checked = "" if is_refusal(text) else check_sentences(redact(text), evidence_text, question)
+    q = Query.of(question)
+    needs_figure = q.quantity or q.year
+    if not checked or (needs_figure and not figures(MARKER.sub("", checked))):
+        checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
+        timings["extractive"] = 1
+    n_src = len(hits)
+    valid, invalid = parse_citations(checked, n_src)
+    checked = normalise_citations(checked, n_src)
+    per_source = ["\n".join(u.prompt_text() for u in units if u.n == i) for i in range(1, n_src + 1)]
+    checked = attribute(checked, per_source)
+    valid, _ = parse_citations(checked, n_src)
     citations = [Citation(n, hits[n - 1].chunk) for n in valid]
-    return Answer(question, text, False, citations, hits, thinking, llm.model, llm.backend, timings,
-                  grounded=bool(citations), invalid_citations=invalid)
+    return Answer(question, checked, False, citations, hits, thinking, llm.model, llm.backend, timings,
+                  grounded=bool(citations), invalid_citations=invalid, evidence=list(units))
 
 
-def answer(question: str, search: SearchResult, llm: LLM, settings: Settings) -> Answer:
-    for ev in answer_stream(question, search, lambda: llm, settings):
+def check_sentences(text: str, evidence_text: str, question: str) -> str:
+    """The reply without its unsupported sentences (a figure or a name found in neither the
+    evidence nor the question). Empty when the first sentence — the main claim — fails."""
+    kept = []
+    for i, sent in enumerate(split_sentences(text)):
+        bad = unsupported_figures(sent, evidence_text, question) or unsupported_names(sent, evidence_text, question)
+        if bad:
+            if i == 0:
+                return ""
+            continue
+        kept.append(sent)
+    return _join(kept)
+
+
+def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2) -> str:
+    """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
+    own words do not hold up against the evidence."""
+    best = [verdict.best] if verdict.best is not None else []
+    for u in sorted(units, key=lambda x: -x.score):
+        if len(best) >= max_units:
+            break
+        if not any(b.hit is u.hit and b.start == u.start for b in best) and u.score >= 0.6 * best[0].score \
+                if best else True:
+            best.append(u)
+    quotes = [EXTRACTIVE["quote"][lang].format(quote=_quote(u), n=u.n) for u in best]
+    return EXTRACTIVE["lead"][lang] + ("；" if lang == "zh" else "; ").join(quotes) + \
+        ("。" if lang == "zh" else ".")
+
+
+def answer(question: str, search: SearchResult, llm: LLM, settings: Settings, embedder=None) -> Answer:
+    for ev in answer_stream(question, search, lambda: llm, settings, embedder=embedder):
         if ev.kind == "done":
             return ev.answer  # type: ignore[return-value]
     raise LLMError("the model returned no answer")

@@ -91,7 +91,8 @@ class Tutor:
             yield Event("rewritten", text=standalone)
         yield Event("stage", text="retrieving")
         search = self.search(standalone, k=max(k or self.settings.top_k, self.settings.answer_k))
-        for ev in answer_stream(standalone, search, lambda: self.llm, self.settings, lang=lang):
+        for ev in answer_stream(standalone, search, lambda: self.llm, self.settings, lang=lang,
+                                embedder=self.embedder):
             if ev.kind == "done" and ev.answer is not None and standalone != question:
                 from dataclasses import replace
 

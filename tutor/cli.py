@@ -254,6 +254,17 @@ def _render_sources(answer) -> None:
         console.print(f"  [bold][{i}][/bold] {escape(where)}{page} [dim]({escape(c.file)})[/dim]", highlight=False)
 
 
+def _render_evidence(out: Console, units, lang: str) -> None:
+    """The evidence the answer will stand on, shown before the model's first token."""
+    out.print("[bold]" + ("证据" if lang == "zh" else "evidence") + "[/bold]", highlight=False)
+    for u in units:
+        c = u.hit.chunk
+        where = " › ".join(x for x in (c.title, c.section.split(" › ")[-1] if c.section else "") if x)
+        page = f", p. {c.page}" if c.page is not None else ""
+        out.print(f"  [bold][{u.n}][/bold] {escape(_snippet(u.prompt_text(), 140))} "
+                  f"[dim]— {escape(where)}{page}[/dim]", highlight=False)
+
+
 def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False):
     """Render one answer live, then replace the preview with the final cited text.
     Returns the final Answer (None if interrupted)."""
@@ -273,6 +284,8 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
                     live.console.print(f"[dim]→ {escape(ev.text)}[/dim]", highlight=False)
+                elif ev.kind == "evidence" and ev.evidence:
+                    _render_evidence(live.console, ev.evidence, lang)
                 elif ev.kind == "reasoning" and show_reasoning:
                     live.console.print(Text(ev.text, style="dim"), end="")
                 elif ev.kind == "token":

@@ -33,6 +33,9 @@ class Span:
     start: int
     end: int
     kind: str  # sentence | row | header | code | formula | heading
+    # what a reader needs beside the unit: a table row's header row, a code line's label line
+    # (the first line of its block when it ends with ":", e.g. "ImageNet Top-5 错误率:")
+    context: tuple[int, int] | None = None
 
 
 def lines(text: str) -> list[tuple[int, str]]:
@@ -59,10 +62,13 @@ def units(text: str) -> list[Span]:
     out: list[Span] = []
     in_code = False
     prev_row = False
+    header: tuple[int, int] | None = None
+    label: tuple[int, int] | None = None
+    first_code = False
     for pos, line in lines(text):
         body = line.rstrip("\r\n")
         if FENCE.match(body):
-            in_code = not in_code
+            in_code, first_code, label = not in_code, True, None
             prev_row = False
             continue
         a, b = _trim(text, pos, pos + len(body))
@@ -70,10 +76,17 @@ def units(text: str) -> list[Span]:
             prev_row = False
             continue
         if in_code:
-            out.append(Span(a, b, "code"))
+            out.append(Span(a, b, "code", label))
+            if first_code and text[b - 1] in ":：":
+                label = (a, b)
+            first_code = False
         elif TABLE_ROW.match(body):
             if not TABLE_RULE.match(body):
-                out.append(Span(a, b, "row" if prev_row else "header"))
+                if prev_row:
+                    out.append(Span(a, b, "row", header))
+                else:
+                    header = (a, b)
+                    out.append(Span(a, b, "header"))
             prev_row = True
             continue
         elif HEADING.match(body):
@@ -262,12 +275,14 @@ def terms(text: str) -> set[str]:
 
 # a model or method name as typed: DeepSeek-V3, AlexNet, ResNet-152, BERT, GPT-4o, MoE, top-5 —
 # a word with a digit or a capital after its first letter
-_NAME = re.compile(r"(?<![\w-])(?=[\w.-]*(?:\d|[A-Z][\w.-]*[A-Z]))[A-Za-z0-9][\w.-]*[\w]")
+_NAME = re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_.-]*(?:\d|[A-Z][A-Za-z0-9_.-]*[A-Z]))[A-Za-z0-9][A-Za-z0-9_.-]*"
+                   r"[A-Za-z0-9_]")
 
 
 def names(text: str) -> list[str]:
     """The model / method names typed in `text` (in order; pure numbers excluded)."""
-    return [n for n in _NAME.findall(text) if not re.fullmatch(r"[\d.,]+", n)]
+    return [n for n in _NAME.findall(text)
+            if re.search(r"[A-Za-z]", n) and not re.fullmatch(r"\d+(?:\.\d+)?[kmbt]", n, re.I)]
 
 
 # ---- numbers ---------------------------------------------------------------------------------------

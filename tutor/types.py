@@ -70,6 +70,31 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """One evidence unit the answer stands on (a sentence, table row or code line of a hit):
+    `text` is the hit's document text [start:end] (offsets into the source, as for chunks)."""
+
+    n: int  # the source number the answer cites: [n] → Answer.sources[n-1]
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    kind: str  # sentence | row | code | formula
+    context: str = ""  # shown with it: a table row's header, a code line's label line
+    score: float = 0.0
+    order: int = 0  # position among its chunk's units (document order)
+
+    def prompt_text(self) -> str:
+        return f"{self.context} … {self.text}" if self.context else self.text
+
+    def to_dict(self) -> dict:
+        c = self.hit.chunk
+        return {"n": self.n, "chunk_id": c.id, "file": c.file, "path": c.path, "section": c.section,
+                "page": c.page, "start": self.start, "end": self.end, "text": self.text,
+                "kind": self.kind, "context": self.context, "score": round(float(self.score), 4)}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: str
     hits: list[Hit]
@@ -96,6 +121,8 @@ class Answer:
     grounded: bool = True  # False when the answer carries no valid citation
     invalid_citations: list[int] = field(default_factory=list)
     standalone_question: str | None = None  # set when chat rewrote a follow-up
+    evidence: list[Evidence] = field(default_factory=list)  # the units the answer was written from
+    decline_reason: str | None = None  # why the evidence does not answer (refused answers)
 
     def to_dict(self) -> dict:
         return {
@@ -108,6 +135,11 @@ class Answer:
             "model": self.model,
             "backend": self.backend,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "grounded": self.grounded,
+            "invalid_citations": list(self.invalid_citations),
+            "standalone_question": self.standalone_question,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "decline_reason": self.decline_reason,
         }
 
 

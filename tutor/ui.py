@@ -30,7 +30,9 @@ import gradio as gr  # noqa: E402
 
 from .config import Settings
 from .glossary import language
-from .types import Answer, Hit
+from .text import lines as _text_lines
+from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
+from .types import Answer, Evidence, Hit
 
 log = logging.getLogger("tutor.ui")
 
@@ -81,6 +83,7 @@ TEXT: dict[str, dict[str, str]] = {
         "stage_thinking": "思考中…",
         "thinking": "💭 思考过程",
         "rewritten": "↪ 追问理解为：{q}",
+        "evidence": "📌 证据（回答依据的原文）",
         "stopped": "⏹ 已停止",
         "err_no_index": "⚠️ 还没有索引：请先运行 `tutor ingest`。",
         "err_index": "⚠️ 索引不可用：{e}",
@@ -137,6 +140,7 @@ TEXT: dict[str, dict[str, str]] = {
         "stage_thinking": "thinking…",
         "thinking": "💭 Thinking",
         "rewritten": "↪ Follow-up read as: {q}",
+        "evidence": "📌 Evidence (what the answer stands on)",
         "stopped": "⏹ stopped",
         "err_no_index": "⚠️ No index yet: run `tutor ingest` first.",
         "err_index": "⚠️ The index is not usable: {e}",
@@ -175,41 +179,28 @@ def t(lang: str, key: str, **kw: Any) -> str:
 
 # the citation shapes the answer module normalises to: [1] [1][2]
 _CITE = re.compile(r"\[(\d{1,3})\]")
-_SENT = re.compile(r"[^。！？；!?\n]+(?:[。！？；!?]+|\.(?=\s|$)|\n|$)")
-_TERM = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9\-]*", re.I)
-_STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "is", "are", "for", "on", "with", "by", "as",
-         "that", "this", "it", "be", "was", "at", "from"}
-
-
-def _terms(text: str) -> set[str]:
-    toks = [x.lower() for x in _TERM.findall(text)]
-    out = {x for x in toks if not ("\u4e00" <= x[0] <= "\u9fff") and x not in _STOP and len(x) > 1}
-    cjk = [x for x in toks if "\u4e00" <= x[0] <= "\u9fff"]
-    out |= {a + b for a, b in zip(cjk, cjk[1:])}
-    return out
 
 
 def cited_sentences(answer_text: str) -> dict[int, list[str]]:
     """n → the answer sentences that cite [n] (citations removed)."""
     out: dict[int, list[str]] = {}
-    for m in _SENT.finditer(answer_text):
-        sent = m.group(0)
-        for n in {int(x) for x in _CITE.findall(sent)}:
-            out.setdefault(n, []).append(_CITE.sub("", sent).strip())
+    for sent in split_sentences(answer_text):
+        for n in citations_in(sent):
+            out.setdefault(n, []).append(strip_citations(sent))
     return out
 
 
 def highlight(chunk_text: str, claims: list[str], min_overlap: float = 0.25) -> str:
     """The chunk as HTML with the sentences that best support `claims` wrapped in <mark>."""
-    spans = [(m.start(), m.end()) for m in _SENT.finditer(chunk_text) if m.group(0).strip()]
+    spans = [sp for pos, line in _text_lines(chunk_text) for sp in sentence_spans(chunk_text, pos, pos + len(line))]
     marked: set[int] = set()
     for claim in claims:
-        ct = _terms(claim)
+        ct = terms(claim)
         if not ct:
             continue
         scored = []
         for i, (a, b) in enumerate(spans):
-            st = _terms(chunk_text[a:b])
+            st = terms(chunk_text[a:b])
             if st:
                 scored.append((len(ct & st) / len(ct), i))
         scored.sort(reverse=True)
@@ -224,6 +215,30 @@ def highlight(chunk_text: str, claims: list[str], min_overlap: float = 0.25) -> 
             pos = b
     out.append(html.escape(chunk_text[pos:]))
     return "".join(out)
+
+
+def mark_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` as HTML with the given [start, end) spans wrapped in <mark class="evidence">."""
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        a, b = max(a, pos), min(b, len(text))
+        if b <= a:
+            continue
+        out.append(html.escape(text[pos:a]))
+        out.append(f'<mark class="evidence">{html.escape(text[a:b])}</mark>')
+        pos = b
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def render_evidence(units: list[Evidence], turn: int) -> str:
+    """The evidence units as a short list in the chat, each linking to its source card."""
+    rows = []
+    for u in units:
+        quote = " ".join(u.prompt_text().split())
+        quote = quote if len(quote) <= 160 else quote[:159] + "…"
+        rows.append(f'- <a class="cite" href="#src-{turn}-{u.n}">[{u.n}]</a> {html.escape(quote)}')
+    return "\n".join(rows)
 
 
 def render_answer(text: str, turn: int, n_sources: int) -> str:
@@ -252,10 +267,17 @@ def _credit(path: str) -> str:
 
 
 def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
-                        answer: Answer | None = None, visible: bool = True) -> str:
-    """One turn's source cards (ids src-<turn>-<n>); cited ones open, cited sentences marked."""
+                        answer: Answer | None = None, visible: bool = True,
+                        evidence: list[Evidence] | None = None) -> str:
+    """One turn's source cards (ids src-<turn>-<n>); cards holding evidence open with exactly the
+    evidence units marked (before the answer exists, too); otherwise cited sentences are marked."""
+    if evidence is None and answer is not None:
+        evidence = answer.evidence
     claims = cited_sentences(answer.text) if answer is not None and not answer.refused else {}
     cited = {c.n for c in answer.citations} if answer is not None else set()
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for u in evidence or []:
+        spans.setdefault(u.n, []).append((u.start - u.hit.chunk.start, u.end - u.hit.chunk.start))
     cards = []
     for n, h in enumerate(hits, start=1):
         c = h.chunk
@@ -270,10 +292,14 @@ def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
         if answer is not None:
             status = (f'<span class="src-badge cited">{t(lang, "cited")}</span>' if n in cited else
                       f'<span class="src-badge">{t(lang, "not_cited")}</span>')
-        body = highlight(c.text, claims.get(n, [])) if n in claims else html.escape(c.text)
+        if n in spans:
+            body = mark_spans(c.text, spans[n])
+        else:
+            body = highlight(c.text, claims.get(n, [])) if n in claims else html.escape(c.text)
+        is_open = n in cited or n in spans
         cards.append(
             f'<details class="src-card{" is-cited" if n in cited else ""}" id="src-{turn}-{n}" '
-            f'data-turn="{turn}" data-n="{n}"{" open" if n in cited else ""}>'
+            f'data-turn="{turn}" data-n="{n}"{" open" if is_open else ""}>'
             f'<summary><span class="src-n">[{n}]</span> <span class="src-title">{head}</span> {status}</summary>'
             f'<div class="src-meta">{" · ".join(meta)}</div>'
             f'<div class="src-text">{body}</div></details>')
@@ -593,6 +619,7 @@ def build_app(tutor) -> gr.Blocks:
                 yield chat, gr.update(), gr.update(), gr.update()
                 thinking: dict | None = None
                 preview = ""
+                live_hits: list[Hit] = []
                 stream = tutor.ask_stream(question, history=list(sess_v.history), k=int(k))
                 try:
                     for ev in stream:
@@ -609,8 +636,18 @@ def build_app(tutor) -> gr.Blocks:
                                                                 "status": "done"}})
                             answer_i += 1
                         elif ev.kind == "sources":
-                            live = render_turn_sources(turn_no, question, list(ev.hits), lang)
+                            live_hits = list(ev.hits)
+                            live = render_turn_sources(turn_no, question, live_hits, lang)
                             sources_out = render_sources_panel(sess_v, lang, live=live)
+                        elif ev.kind == "evidence" and ev.evidence:
+                            # evidence first: the learner reads the source while the model writes
+                            live = render_turn_sources(turn_no, question, live_hits, lang,
+                                                       evidence=list(ev.evidence))
+                            sources_out = render_sources_panel(sess_v, lang, live=live)
+                            chat.insert(answer_i, {"role": "assistant",
+                                                   "content": render_evidence(list(ev.evidence), turn_no),
+                                                   "metadata": {"title": t(lang, "evidence"), "status": "done"}})
+                            answer_i += 1
                         elif ev.kind == "reasoning":
                             if thinking is None:
                                 thinking = {"role": "assistant", "content": "",

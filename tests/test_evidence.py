@@ -1,0 +1,118 @@
+"""Evidence-first answers over a real index (two of the study notes, real e5 embeddings, FAISS,
+BM25): which units are selected, their offsets, answerability of near-miss questions, and the
+`evidence` field of `tutor ask --json` with the shipped SmolLM2."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tutor.api import Tutor
+from tutor.cli import app
+from tutor.config import Settings
+from tutor.corpus import read_text_file
+from tutor.evidence import Query, Selector
+from tutor.index import ingest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTES = ("000_f27da241194530d4.txt", "002_92979c50d744eab0.txt")
+
+
+@pytest.fixture(scope="module")
+def notes_tutor(tmp_path_factory, embedder) -> Tutor:
+    root = tmp_path_factory.mktemp("evidence")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in NOTES:
+        shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
+    s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="llamacpp", model="smollm2-135m",
+                 max_tokens=48, n_ctx=2048, home=embedder._home)
+    ingest(s, embedder=embedder)
+    t = Tutor(s)
+    t._embedder = embedder
+    return t
+
+
+def _select(t: Tutor, question: str):
+    s = t.settings
+    hits = t.search(question, k=max(s.top_k, s.answer_k)).hits[: s.answer_k]
+    emb = t.embedder
+    sel = Selector(lambda q: emb.queries([q])[0], emb.passages, s.evidence_tokens, s.evidence_units,
+                   s.evidence_dense_weight)
+    q, scored = sel.score(question, hits)
+    return sel.select(scored), sel.assess(q, scored, s.min_coverage, s.min_evidence_score)
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("DeepSeek-V3 激活了多少参数？", "激活参数: 37B"),
+    ("What was AlexNet's top-5 error rate on ImageNet?", "15.3%"),
+    ("ResNet-152 的 Top-5 错误率是多少？", "3.57%"),
+    ("How much did it cost to train DeepSeek-V3?", "$5.576M"),
+])
+def test_selection_keeps_the_unit_that_holds_the_fact(notes_tutor: Tutor, question: str, fact: str) -> None:
+    units, verdict = _select(notes_tutor, question)
+    assert any(fact in u.prompt_text() for u in units), [u.prompt_text() for u in units]
+    assert verdict.answerable, verdict
+    assert sum(len(u.prompt_text()) for u in units) < 900  # a few units, not whole chunks
+
+
+def test_units_point_at_their_source_text_and_rows_keep_their_header(notes_tutor: Tutor) -> None:
+    units, _ = _select(notes_tutor, "LSTM 是哪一年提出的？核心贡献是什么？")
+    row = next(u for u in units if u.kind == "row" and "LSTM" in u.text)
+    assert row.context.startswith("| 节点 | 核心贡献")
+    assert "1997" in row.prompt_text() and "门控机制" in row.prompt_text()
+    corpus = notes_tutor.settings.corpus_dir
+    for u in units:
+        text, _ = read_text_file(corpus / u.hit.chunk.path)
+        assert text[u.start:u.end] == u.text  # offsets into the source text
+        assert u.hit.chunk.start <= u.start < u.end <= u.hit.chunk.end
+
+
+@pytest.mark.parametrize("near_miss, twin", [
+    ("AlexNet 在 ImageNet 上的 top-1 错误率是多少？", "AlexNet 在 ImageNet 上的 top-5 错误率是多少？"),
+    ("How many parameters does ResNet-152 have?", "How many parameters does AlexNet have?"),
+    ("DeepSeek-V3 训练用了多少块 H100？", "DeepSeek-V3 激活了多少参数？"),
+])
+def test_answerability_declines_the_near_miss_and_accepts_its_twin(notes_tutor: Tutor, near_miss: str,
+                                                                  twin: str) -> None:
+    _, bad = _select(notes_tutor, near_miss)
+    _, good = _select(notes_tutor, twin)
+    assert not bad.answerable, bad
+    assert good.answerable, good
+
+
+def test_near_miss_is_declined_without_the_model_and_quotes_what_the_notes_say(notes_tutor: Tutor) -> None:
+    t = Tutor(notes_tutor.settings)
+    t._embedder = notes_tutor.embedder
+    a = t.ask("AlexNet 在 ImageNet 上的 top-1 错误率是多少？")
+    assert a.refused and a.decline_reason and t._llm is None  # decided from the evidence
+    assert "没有给出" in a.text and a.citations and a.evidence
+    assert " ".join(a.evidence[0].text.split())[:12] in a.text
+
+
+def test_query_reads_what_is_asked() -> None:
+    q = Query.of("How many parameters did AlexNet have?")
+    assert q.names == ["AlexNet"] and q.quantity and not q.year
+    assert any("参数" in s for s in q.attr_sets)  # the zh form, for a Chinese note
+    assert Query.of("LSTM 是哪一年提出的？").year
+
+
+@pytest.mark.slow
+def test_ask_json_carries_the_evidence(notes_tutor: Tutor, monkeypatch) -> None:
+    s = notes_tutor.settings
+    monkeypatch.chdir(s.corpus_dir.parent)
+    r = CliRunner().invoke(app, ["ask", "ResNet-152 的 Top-5 错误率是多少？", "--json", "--model", "smollm2-135m"],
+                           env={"TUTOR_CORPUS_DIR": str(s.corpus_dir), "TUTOR_INDEX_DIR": str(s.index_dir),
+                                "TUTOR_HOME": str(s.home), "TUTOR_MAX_TOKENS": "48"})
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert {"question", "answer", "refused", "citations", "sources", "reasoning", "model", "backend",
+            "timings_ms", "evidence", "grounded", "standalone_question"} <= set(out)
+    ev = out["evidence"]
+    assert ev and {"n", "chunk_id", "file", "start", "end", "text", "score"} <= set(ev[0])
+    assert any("3.57" in e["text"] for e in ev)
+    assert not out["refused"] and "3.57" in out["answer"]  # the model's words, or the quoted unit
+    assert out["timings_ms"]["select"] < 5000
