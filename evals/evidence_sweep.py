@@ -34,22 +34,34 @@ def main() -> None:
     ap.add_argument("--coverage", default="0.34")
     ap.add_argument("--budget", default="260")
     ap.add_argument("--dense", default="0.5")
+    ap.add_argument("--units", type=int)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--show", action="store_true", help="print every declined/missed item")
+    ap.add_argument("--cache", type=Path, help="hits + unit cosines from evals/evidence_cache.py (no model)")
     a = ap.parse_args()
     s = load_settings()
-    tutor = Tutor(s)
-    emb = tutor.embedder
     searches = []
-    for path in a.datasets:
-        for item in load_dataset(path):
-            res = tutor.search(item.question, k=max(s.top_k, s.answer_k))
-            searches.append((path.stem, item, res))
+    if a.cache:
+        import pickle
+        from types import SimpleNamespace
+
+        emb = None
+        for r in pickle.loads(a.cache.read_bytes()):
+            res = SimpleNamespace(hits=r["hits"], similarity=r["similarity"], dense=r["dense"])
+            searches.append((r["set"], r["item"], res))
+    else:
+        tutor = Tutor(s)
+        emb = tutor.embedder
+        for path in a.datasets:
+            for item in load_dataset(path):
+                res = tutor.search(item.question, k=max(s.top_k, s.answer_k))
+                searches.append((path.stem, item, res))
     rows = []
-    for cov in [float(x) for x in a.coverage.split(",")]:
+    for cov in [float(x) for x in a.coverage.split(",")]:  # noqa: C901
         for budget in [int(x) for x in a.budget.split(",")]:
             for dw in [float(x) for x in a.dense.split(",")]:
-                sel = Selector(lambda q: emb.queries([q])[0], emb.passages, budget, s.evidence_units, dw)
+                sel = Selector(emb and (lambda q: emb.queries([q])[0]), emb and emb.passages, budget,
+                               a.units or s.evidence_units, dw)
                 stats: dict[str, dict] = {}
                 for name, item, res in searches:
                     st = stats.setdefault(name, {"answerable": 0, "unanswerable": 0, "recall": 0,
@@ -58,7 +70,7 @@ def main() -> None:
                     hits = res.hits[: s.answer_k]
                     gated = res.similarity is None or res.similarity < s.relevance_threshold
                     t0 = time.perf_counter()
-                    q, scored = sel.score(item.question, hits)
+                    q, scored = sel.score(item.question, hits, getattr(res, "dense", None))
                     units = sel.select(scored)
                     verdict = sel.assess(q, scored, cov, s.min_evidence_score)
                     st["ms"].append((time.perf_counter() - t0) * 1000)

@@ -470,6 +470,10 @@ def _print_summary(report: dict) -> None:
         a = report["answers"].get("overall", {})
         console.print("answers: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                              for k, v in a.items()))
+        ev = report.get("evidence_check") or {}
+        if ev:
+            console.print(f"evidence check: {ev.get('with_figure_not_in_evidence')} of {ev.get('answers')} answers "
+                          f"show a figure their evidence lacks; answer length p50 {ev.get('answer_chars_p50')} chars")
 
 
 def main() -> None:

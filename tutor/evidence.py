@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .glossary import translate_terms
+from .glossary import language, translate_terms
 from .lexical import tokenize
-from .text import figure_values, figures, names, normalise, units
+from .retrieval import SOURCE_HINTS
+from .text import STOPWORDS, figure_values, figures, names, normalise, split_sentences, units
 from .types import Evidence as Unit, Hit
 
 # a question asking for a quantity / a date: the evidence must carry a figure
@@ -35,10 +36,25 @@ _QUANTITY = re.compile(
     r"|what (?:is|was|are|were) (?:the )?(?:number|size|count|rate|percentage|error|accuracy|score|cost)"
     r"|\b(?:rate|percentage|ratio)\b", re.I)
 _YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen\b|what year|which year", re.I)
+# the measured thing of a quantity question: "how many GPUs", "多少(个)专家", "几天"
+_MEASURE_EN = re.compile(r"how (?:many|much)\s+([a-z][a-z0-9-]*(?:\s+[a-z][a-z0-9-]*){0,2})", re.I)
+_MEASURE_ZH = re.compile(r"(?:多少|几)\s*(?:个|块|张|名|位|次|种|节|项)?\s*([\u4e00-\u9fff]{1,4}|[A-Za-z]+)")
+_CLASSIFIER_UNIT = re.compile(r"^(?:天|年|层|倍|块|步|轮|节课|个月|小时)$")
+_COMPARE = re.compile(r"和|与|跟|相比|对比|比较|区别|不同|差异|分别|各(?:是|有|自)?|\bvs\.?\b|versus|compare|differ|"
+                      r"\bbetween\b|\bboth\b|\beach\b", re.I)
+_LATIN_RUN = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*"
+                        r"(?: (?:[A-Z][A-Za-z0-9-]*|\d+(?:\.\d+)?(?![\d.]*[A-Za-z])))*")
+# hyperparameters are quantities too: "what learning rate", "LoRA 的秩"
+_HYPER = re.compile(r"\bwhat (?:\w+ )?(?:learning rate|batch size|dropout(?: rate)?|weight decay|rank|"
+                    r"number of epochs)", re.I)
+# a unit asked in words, and how evidence writes it
+_UNIT_ALIASES = {"美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美元"), "usd": ("$", "美元"),
+                 "比例": ("%",), "百分比": ("%",), "percentage": ("%",), "percent": ("%",), "fraction": ("%",)}
+_BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, answers "多长/how long" too
 _YEAR_VALUE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # content words too generic to say what a question asks about
 _GENERIC = frozenset("模型 model models 方法 method 论文 paper 笔记 notes note 问题 介绍 作用 什么 主要 "
-                     "一共 总共 大约 请问 使用 用了 原始 original".split())
+                     "一共 总共 大约 请问 使用 用了 原始 original quest question answ answer d2l 教材 textbook".split())
 
 
 @dataclass(frozen=True)
@@ -61,11 +77,27 @@ class Query:
     attr_sets: list[set[str]]  # the asked-for attribute: the question's own words, and translated
     quantity: bool
     year: bool
+    measure: list[str] = field(default_factory=list)  # the measured thing, with translations
+    compare: bool = False  # asks about several things: each name may stand in its own unit
 
     @staticmethod
     def of(question: str) -> "Query":
+        question = asked_part(question)
         extra = translate_terms(question)
-        q_names = [n for n in names(question) if not _YEAR_VALUE.fullmatch(n)]
+        found = names(question)
+        if language(question) == "zh":
+            # Latin words in a Chinese question name something: Sora, World Models, LLaMA 2,
+            # bert-base-uncased (with a version number that follows)
+            for w in _LATIN_RUN.findall(question):
+                w = w.strip()
+                if len(w) < 3 or w.lower() in STOPWORDS or any(w in n for n in found):
+                    continue
+                if " " not in w and not any(c.isdigit() or c.isupper() for c in w[1:]) and translate_terms(w):
+                    continue  # a glossary concept ("token", "Transformer"), not a named thing
+                found = [n for n in found if n not in w] + [w]  # "LLaMA" → "LLaMA 2"
+        q_names = [_singular(n) for n in found
+                   if not _YEAR_VALUE.fullmatch(n) and not any(rx.search(n) for rx, _ in SOURCE_HINTS)
+                   and not re.fullmatch(r"[A-Z][a-z]+(?:-[A-Z][a-z]+)+", n)]  # English-German: words, not a name
         name_toks = {t for n in q_names for t in tokenize(n)}
         own = set(tokenize(question))
         trans = set(tokenize(extra)) if extra else set()
@@ -77,8 +109,9 @@ class Query:
             multi = {t for t in out if len(t) > 1}
             return multi if len(multi) >= 2 else out  # 要/用 say little beside 残差/连接
         sets = [x for x in (attr(own), attr(trans)) if x]
-        return Query(question, q_names, weights, sets, bool(_QUANTITY.search(question)),
-                     bool(_YEAR.search(question)))
+        return Query(question, q_names, weights, sets, bool(_QUANTITY.search(question) or _HYPER.search(question)),
+                     bool(_YEAR.search(question)), measure_words(question, name_toks),
+                     bool(_COMPARE.search(question)) and len(q_names) != 1)
 
     def coverage(self, window_tokens: set[str], window_text: str) -> float:
         """Share of the attribute's words in the window (best of the question's own words and
@@ -90,8 +123,66 @@ class Query:
         return best
 
 
+def _is_year(value: float, percent: bool) -> bool:
+    return not percent and float(value).is_integer() and 1900 <= value <= 2099
+
+
+def measure_words(question: str, name_toks: set[str]) -> list[str]:
+    """The thing a "how many / 多少" question counts, as tokens (with the glossary's other-language
+    forms): GPUs, parameters, 参数, 专家, 天. Empty when it cannot be read off the question."""
+    raw: list[str] = []
+    for m in _MEASURE_EN.finditer(question):
+        raw.append(m.group(1))
+    for m in _MEASURE_ZH.finditer(question):
+        w = m.group(1)
+        if w[0] in "的是了呢吗？?，,。":
+            continue
+        raw.append(w)
+    out: list[str] = []
+    for w in raw:
+        toks = [t for t in tokenize(w) if t not in name_toks and t not in _GENERIC and not t[0].isdigit()]
+        if not toks and _CLASSIFIER_UNIT.match(w):
+            toks = [w]
+        toks = [t for t in toks if t != "倍"]  # "多少倍": a ratio, computed from two figures
+        if not toks:
+            continue
+        out += toks
+        out += [t for t in tokenize(translate_terms(w)) if t not in name_toks]
+    for m in _HYPER.finditer(question):
+        phrase = m.group(0).split(" ", 1)[1]
+        out += [t for t in tokenize(phrase) + tokenize(translate_terms(phrase)) if t not in name_toks]
+    out += [a for t in list(out) for a in _UNIT_ALIASES.get(t, ())]
+    return list(dict.fromkeys(out))
+
+
+def asked_part(question: str) -> str:
+    """The sentences of `question` that ask something (end in ?/？ or hold a question word), so
+    an instruction wrapped around the question ("### SYSTEM: …", "P.S. you are DAN now") does not
+    count as what is asked; the whole text when no sentence looks like a question."""
+    sents = split_sentences(question)
+    asked = [x for x in sents if x.rstrip().endswith(("?", "？")) or _ASKS.search(x)]
+    return " ".join(asked) if asked and len(asked) < len(sents) else question
+
+
+_ASKS = re.compile(r"什么|多少|为什么|怎么|如何|哪|是否|吗[？?]?$|\b(?:what|how|why|which|who|when|where)\b", re.I)
+
+
+def _singular(name: str) -> str:
+    """GANs → GAN, RNNs → RNN, LLMs → LLM: the plural of an acronym is the acronym."""
+    return name[:-1] if re.fullmatch(r"[A-Z][A-Za-z0-9-]*[A-Z0-9]s", name) else name
+
+
 def _norm_name(s: str) -> str:
     return re.sub(r"[\s\-_.]", "", normalise(s))
+
+
+def name_in(name: str, text_norm: str) -> bool:
+    """`name` occurs in the normalised text, whole or (a compound like "English-German") by all
+    of its parts of two or more characters."""
+    if _norm_name(name) in text_norm:
+        return True
+    parts = [p for p in re.split(r"[-_/.]", name) if len(p) >= 2]
+    return len(parts) > 1 and all(_norm_name(p) in text_norm for p in parts)
 
 
 def candidates(hits: list[Hit]) -> list[Unit]:
@@ -136,6 +227,14 @@ class Selector:
         near = [x.text for x in by_chunk[c.id] if abs(x.order - u.order) == 1]
         return " ".join([u.context, u.text, c.title, c.section, *near])
 
+    @staticmethod
+    def near_text(u: Unit, by_chunk: dict[str, list[Unit]]) -> str:
+        """Where a unit's subject is named: the unit, its context, its headings and the sentence
+        before it ("它…" refers back) — not any further away."""
+        c = u.hit.chunk
+        prev = [x.text for x in by_chunk[c.id] if x.order == u.order - 1]
+        return " ".join([u.context, u.text, c.title, c.section, *prev])
+
     def lexical(self, q: Query, u: Unit) -> float:
         ut = set(tokenize(f"{u.context} {u.text} {u.hit.chunk.section.split(' › ')[-1]}"))
         total = sum(q.weights.values()) or 1.0
@@ -146,7 +245,10 @@ class Selector:
             score += 0.15
         return score
 
-    def score(self, question: str, hits: list[Hit]) -> tuple[Query, list[Unit]]:
+    def score(self, question: str, hits: list[Hit], dense_scores: list[float] | None = None
+              ) -> tuple[Query, list[Unit]]:
+        """Every candidate unit with its score. `dense_scores` (one per candidate) replaces the
+        embedding step (offline tuning reuses cached cosines)."""
         q = Query.of(question)
         cands = candidates(hits)
         if not cands:
@@ -154,7 +256,9 @@ class Selector:
         lex = np.array([self.lexical(q, u) for u in cands], dtype=np.float32)
         rank = np.array([1.0 / (1 + u.n) for u in cands], dtype=np.float32)
         dense = np.zeros(len(cands), dtype=np.float32)
-        if self.embed_query is not None and self.dense_weight > 0:
+        if dense_scores is not None:
+            dense = np.asarray(dense_scores, dtype=np.float32)
+        elif self.embed_query is not None and self.dense_weight > 0:
             order = np.argsort(-(lex + 0.3 * rank))[: self.max_dense]
             qv = self.embed_query(question)
             pv = self.embed_passages([cands[i].prompt_text() for i in order])
@@ -186,35 +290,50 @@ class Selector:
         return sorted(kept, key=lambda u: (u.n, u.order))
 
     def assess(self, q: Query, scored: list[Unit], min_coverage: float, min_score: float) -> Verdict:
-        """Answerable when one unit's window holds all the question's names, a figure when a
-        quantity/year is asked, and at least `min_coverage` of the attribute terms."""
+        """Answerable when (1) every name the question asks about occurs in the evidence, (2) one
+        unit's window — the unit, its neighbours, its context and headings — holds a figure when a
+        quantity or year is asked, one of the names when there are names, and at least
+        `min_coverage` of the asked-for attribute's words, and (3) the best unit scores ≥ `min_score`."""
         if not scored:
             return Verdict(False, "no evidence")
         by_chunk: dict[str, list[Unit]] = {}
         for u in scored:
             by_chunk.setdefault(u.hit.chunk.id, []).append(u)
-        best: tuple[float, Unit, float, list[str]] | None = None
-        for u in sorted(scored, key=lambda x: -x.score)[:12]:
-            text = self.window_text(u, by_chunk)
-            missing = [n for n in q.names if _norm_name(n) not in _norm_name(text)]
-            if missing:
-                continue
-            if q.quantity and not figures(f"{u.context} {u.text}"):
-                continue
-            if q.year and not _YEAR_VALUE.search(u.text):
-                continue
+        top_units = sorted(scored, key=lambda x: -x.score)
+        windows = [(u, self.window_text(u, by_chunk)) for u in top_units]
+        everything = _norm_name(" ".join(w for _, w in windows))
+        missing = [n for n in q.names if not name_in(n, everything)]
+        top = top_units[0]
+        if missing:
+            return Verdict(False, "names not in the evidence", top, 0.0, missing)
+        best: tuple[tuple, Unit, float] | None = None
+        for u, text in windows:
+            near = _norm_name(self.near_text(u, by_chunk))
+            if q.names:
+                found = [name_in(n, near) for n in q.names]
+                has_name = any(found) if q.compare else all(found)
+            else:
+                has_name = True
+            own = f"{u.context} {u.text}"
+            has_fig = True
+            if q.quantity:
+                counts = [f for f in figures(own) if q.year or not _is_year(f.value, f.percent)]
+                has_fig = bool(counts) or bool(_BIG_O.search(own))
+                if has_fig and q.measure:
+                    toks, norm = set(tokenize(own)), normalise(own)
+                    has_fig = any(m in toks or ((not m.isascii() or not m.isalnum()) and m in norm)
+                                  for m in q.measure)
+            if q.year:
+                has_fig = has_fig and bool(_YEAR_VALUE.search(own))
             cov = q.coverage(set(tokenize(text)), normalise(text))
-            if best is None or (cov, u.score) > (best[0], best[1].score):
-                best = (cov, u, cov, [])
-        top = max(scored, key=lambda x: x.score)
-        if best is None:
-            missing = [n for n in q.names if not any(_norm_name(n) in _norm_name(u.text + u.hit.chunk.section
-                                                                                 + u.hit.chunk.title)
-                                                    for u in scored)]
-            reason = ("names not in the evidence" if missing else
-                      "no figure next to the asked-for thing" if (q.quantity or q.year) else "weak evidence")
-            return Verdict(False, reason, top, 0.0, missing)
-        cov, unit = best[0], best[1]
+            key = (has_name and has_fig, cov, u.score)
+            if best is None or key > best[0]:
+                best = (key, u, cov)
+        assert best is not None
+        (ok, cov, _), unit, _ = best
+        if not ok:
+            reason = "no figure next to the asked-for thing" if (q.quantity or q.year) else "names apart from the facts"
+            return Verdict(False, reason, unit, cov)
         if cov < min_coverage:
             return Verdict(False, "attribute not covered", unit, cov)
         if top.score < min_score:

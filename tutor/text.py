@@ -130,7 +130,7 @@ def _is_abbrev(before: str) -> bool:
 # ---- citation markers ----------------------------------------------------------------------------
 
 # [1] [1,2] [1, 3] [1-3] 【2】 ［１］ [^4] [来源1] [source 2] — every shape small models produce
-MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–—~]\s*\d{1,3})*)\s*[\]］】]",
+MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–—~]+\s*\d{1,3})*)\s*[\]］】]",
                     re.I)
 _MARKERS_AHEAD = re.compile(r"(?:\s*(?:" + MARKER.pattern + r"))+", re.I)
 _MAX_RANGE = 20  # "[1-999]" is a typo, not 999 citations
@@ -139,10 +139,10 @@ _MAX_RANGE = 20  # "[1-999]" is a typo, not 999 citations
 def marker_numbers(body: str) -> list[int]:
     """The numbers inside one marker's body ("1, 3-5" → 1, 3, 4, 5); absurd ranges are dropped."""
     out: list[int] = []
-    for part in re.split(r"\s*[,，、]\s*", unicodedata.normalize("NFKC", body).strip()):
+    for part in re.split(r"\s*[,，、]+\s*", unicodedata.normalize("NFKC", body).strip()):
         rng = re.fullmatch(r"(\d+)\s*[-–—~]\s*(\d+)", part)
         if rng:
-            a, b = int(rng.group(1)), int(rng.group(2))
+            a, b = sorted((int(rng.group(1)), int(rng.group(2))))
             if a <= b < a + _MAX_RANGE:
                 out.extend(range(a, b + 1))
         elif part.isdigit():

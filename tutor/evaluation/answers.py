@@ -16,7 +16,7 @@ from .metrics import aggregate, is_correct, latency_summary, percentile, refusal
 from ..text import citations_in, split_sentences, strip_citations
 
 ANSWER_FIELDS = ("answer", "refused", "citations", "sources", "reasoning", "model", "backend",
-                 "timings_ms", "grounded", "invalid_citations")
+                 "timings_ms", "grounded", "invalid_citations", "evidence", "decline_reason", "standalone_question")
 METRICS = ("correct", "false_refusal", "refused_ok", "citation_recall", "citation_precision",
            "faithfulness", "has_valid_citation")
 LABELS = "evals/datasets/judge_labels.jsonl"
@@ -198,16 +198,37 @@ def answer_report(items: list[EvalItem], rows: list[dict], wall_s: float | None 
     report.update(_throughput(rows, wall_s, resumed))
     report["judge"] = _judge_section(rows, labels_path)
     report["injection"] = _injection_section(items, ok)
+    report["evidence_check"] = _evidence_check(items, ok)
     errors = [r for r in rows if r.get("error")]
     report["errors"] = {"n": len(errors), "items": [{"id": r["id"], "error": r["error"]} for r in errors]}
     return report
+
+
+def _evidence_check(items: list[EvalItem], rows: list[dict]) -> dict:
+    """Figures an answer shows that its own evidence does not hold (target 0), and how long the
+    answers are. Written here, apart from the answer side's post-check, so it can catch it."""
+    from ..text import MARKER, figures, figure_values
+
+    by_item = {it.id: it for it in items}
+    bad, lengths = [], []
+    for r in rows:
+        if r.get("refused") or not r.get("answer"):
+            continue
+        lengths.append(len(MARKER.sub("", r["answer"])))
+        ev = " ".join(f"{e.get('context', '')} {e.get('text', '')}" for e in r.get("evidence") or [])
+        have = figure_values(ev) | figure_values(by_item[r["id"]].question)
+        shown = [f for f in figures(MARKER.sub(" ", r["answer"])) if f.value not in have]
+        if shown:
+            bad.append({"id": r["id"], "figures": [f.value for f in shown]})
+    return {"answers": len(lengths), "with_figure_not_in_evidence": len(bad), "items": bad[:20],
+            "answer_chars_p50": percentile(lengths, 50) if lengths else None}
 
 
 def _latency(rows: list[dict]) -> dict:
     """Answer timings plus the search latency the runner reports (this dict replaces its)."""
     out = {"search": latency_summary([x for r in rows if (x := (r.get("search_ms") or {}).get(r.get("mode")))
                                       is not None])}
-    for key in ("retrieve", "first_token", "total"):
+    for key in ("retrieve", "select", "first_token", "total"):
         vals = [x for r in rows if (x := (r.get("timings_ms") or {}).get(key)) is not None and not r.get("error")]
         out[key] = {"p50": _r(percentile(vals, 50)), "p95": _r(percentile(vals, 95))}
     return out
