@@ -45,7 +45,10 @@ def _signature(tutor, opts: EvalOptions) -> dict:
            **{k: getattr(s, k) for k in retrieval_keys if hasattr(s, k)}}
     if not opts.retrieval_only:
         sig.update({"backend": s.backend, "model": s.model, "base_url": s.base_url if s.backend == "openai" else None,
-                    "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold})
+                    "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold,
+                    **{k: getattr(s, k) for k in ("evidence_tokens", "evidence_units", "evidence_dense_weight",
+                                                  "min_coverage", "min_evidence_score", "temperature", "top_p",
+                                                  "max_tokens", "n_ctx")}})
     return sig
 
 
