@@ -461,3 +461,114 @@ def test_no_index_yet_is_explained_in_the_chat(browser, real) -> None:
     text = wait_last_bot(page, "⚠️", timeout=60_000)
     assert "还没有索引" in text and "tutor ingest" in text and "Traceback" not in text
     page.context.close()
+
+
+# ---- hardening: sessions cannot starve each other, hostile output, limits -------------------------
+
+@pytest.mark.slow
+def test_one_tab_firing_questions_cannot_starve_another(browser, fake_app) -> None:
+    """Tab A sends five slow questions at once: one is answered, three wait in A's own queue
+    (holding no answer worker), the fifth is declined with a hint. Tab B still gets its answer
+    while A's first one is streaming (before, A held all four workers and B waited for them)."""
+    a, _ = open_page(browser, fake_app.url)
+    b, _ = open_page(browser, fake_app.url)
+    start = len(fake_app.tutor.calls)
+    for i in range(5):
+        ask(a, f"a slow answer please, number {i}")
+    wait_last_bot(a, "Still answering")  # the fifth: declined, in A's language
+    a.wait_for_function(
+        "[...document.querySelectorAll('#chatbot .bot')].some(e => e.innerText.includes('w3 '))")
+    ask(b, "What is ResNet?")
+    b.wait_for_selector('#chatbot a.cite[href="#src-0-1"]')
+    a_texts = " ".join(bot_texts(a))
+    assert "w399" not in a_texts, "B was only answered after A's first answer had finished"
+    slow_calls = [c for c in fake_app.tutor.calls[start:] if c["question"].startswith("a slow answer")]
+    assert len(slow_calls) == 1, "a session had more than one question in flight"
+    # Stop ends A's answer and drops its queue; A can ask again at once
+    a.click("#stop")
+    wait_last_bot(a, "stopped")
+    ask(a, "What is ResNet?")
+    a.wait_for_selector('#chatbot a.cite[href="#src-0-1"]')
+    assert len([c for c in fake_app.tutor.calls[start:] if c["question"].startswith("a slow answer")]) == 1
+    a.context.close()
+    b.context.close()
+
+
+@pytest.mark.slow
+def test_empty_question_right_after_an_error_in_the_same_session(browser, fake_app) -> None:
+    """The flaky path of the last UI work, in one session, several times in a row."""
+    page, _ = open_page(browser, fake_app.url)
+    for round_ in range(3):
+        ask(page, "is the server down?")
+        page.wait_for_function("(n) => document.querySelectorAll('#chatbot .message.bot, #chatbot .bot')"
+                               ".length > 0 && [...document.querySelectorAll('#chatbot .bot')].pop().innerText"
+                               ".includes('cannot reach')", arg=round_)
+        page.click("#send")  # empty question
+        text = wait_last_bot(page, "请输入一个问题", timeout=20_000)
+        assert "Traceback" not in text
+    assert sum("请输入一个问题" in t for t in bot_texts(page)) >= 1
+    page.context.close()
+
+
+@pytest.fixture
+def tracker():
+    """A local HTTP server that counts every request: what a tracking pixel or a link would hit."""
+    import http.server
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", hits=hits)
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_model_output_cannot_load_images_or_link_elsewhere(browser, fake_app, tracker) -> None:
+    fake_app.tutor.hostile_url = tracker.url
+    page, _ = open_page(browser, fake_app.url)
+    ask(page, "a hostile answer please")
+    page.wait_for_selector('#chatbot a.cite[href="#src-0-1"]')
+    page.get_by_text("Thinking", exact=False).first.click()  # render the reasoning too
+    time.sleep(1.5)
+    assert tracker.hits == [], f"the page fetched {tracker.hits}"
+    bubble = page.locator("#chatbot .bot", has=page.locator("a.cite")).last
+    hrefs = bubble.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all(h.startswith("#src-0-") for h in hrefs), hrefs  # only our citation links
+    srcs = page.locator("#chatbot img").evaluate_all("els => els.map(e => e.getAttribute('src') || '')")
+    assert not any(tracker.url in s for s in srcs), srcs
+    text = bubble.inner_text()
+    assert "the official guide" in text and "127.0.0.1" in text  # readable, not clickable
+    assert "<b>bold</b>" in text  # code stays code
+    fake_app.tutor.hostile_url = "http://127.0.0.1:9"
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_question_box_counts_and_a_too_long_question_is_refused(browser, real) -> None:
+    page, _ = open_page(browser, real.url)
+    assert page.get_attribute("#question textarea", "maxlength") == "2000"
+    assert page.get_attribute("#fb-comment textarea", "maxlength") == "2000"
+    page.fill("#question textarea", "AlexNet 是什么？")
+    page.wait_for_function("document.querySelector('#q-counter').innerText.trim() === '12 / 2,000'")
+    # a client that ignores maxlength: the server refuses, saying the limit
+    page.evaluate("""() => { const ta = document.querySelector('#question textarea');
+        ta.removeAttribute('maxlength'); ta.value = 'AlexNet 是什么？'.repeat(250);
+        ta.dispatchEvent(new Event('input', {bubbles: true})); }""")
+    page.wait_for_function("document.querySelector('#q-counter').innerText.trim() === '3,000 / 2,000'")
+    assert "over" in page.get_attribute("#q-counter .q-count", "class")
+    page.click("#send")
+    text = wait_last_bot(page, "⚠️", timeout=60_000)
+    assert "3,000" in text and "2,000" in text and "Traceback" not in text
+    page.wait_for_function("document.querySelector('#q-counter').innerText.trim() === '0 / 2,000'")
+    page.context.close()

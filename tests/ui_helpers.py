@@ -21,6 +21,7 @@ import httpx
 from tutor.answer import Event
 from tutor.config import Settings
 from tutor.llm.base import LLMError
+from tutor.retrieval import check_question
 from tutor.types import Answer, Chunk, Citation, Hit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,10 @@ FAKE_HITS = (
                "Attention weights are softmax(QK^T / sqrt(d_k)).", "notes/attention.md"), 0.5, 3),
 )
 FAKE_REASONING = "Let me check source one. HIDDEN-REASONING-42"
+HOSTILE_TEXT = ("Residual connections help [1]. ![pixel]({url}/pixel.png) Read more at [the official guide]"
+                "({url}/phish) or {url}/bare or www.example.invalid/x or mail admin@example.invalid. "
+                "<img src=\"{url}/raw.png\"> <a href=\"{url}/raw-link\">raw link</a> "
+                "[ref-link][r]\n\n[r]: {url}/ref\n\nCode stays code: `<b>bold</b>` [1].")
 FAKE_TEXT = ("Residual connections let very deep networks train [1]. "
              "A residual block adds the input to the output of two convolution layers [2].")
 
@@ -117,12 +122,11 @@ class FakeTutor:
         self.index = SimpleNamespace(chunks=[h.chunk for h in FAKE_HITS])
         self.calls: list[dict] = []
         self.stopped = threading.Event()
+        self.hostile_url = "http://127.0.0.1:9"  # where the "hostile" script points its images and links
 
     def ask_stream(self, question: str, history=None, k=None, lang=None) -> Iterator[Event]:
         self.calls.append({"question": question, "history": list(history or []), "k": k})
-        q = question.strip()
-        if not q:
-            raise ValueError("empty question: ask something")
+        q = check_question(question, self.settings)  # the real API's one check (empty, too long)
         if history and len(q) <= 12:  # a follow-up: rewritten as in `tutor chat`
             yield Event("stage", text="rewriting")
             yield Event("rewritten", text=f"{history[-1][0]} {q}")
@@ -142,6 +146,16 @@ class FakeTutor:
             yield Event("done", answer=Answer(question=q, text="".join(words).strip(), refused=False, citations=[],
                                               sources=list(FAKE_HITS), model="fake-model", backend="fake",
                                               grounded=False))
+            return
+        if "hostile" in q:  # model output (or corpus text it copies) that tries to reach other hosts
+            text = HOSTILE_TEXT.format(url=self.hostile_url)
+            for piece in text.split(" "):
+                time.sleep(0.01)
+                yield Event("token", text=piece + " ")
+            yield Event("done", answer=Answer(
+                question=q, text=text, refused=False, citations=[Citation(1, FAKE_HITS[0].chunk)],
+                sources=list(FAKE_HITS), reasoning=f"see ![r]({self.hostile_url}/reasoning.png)", model="fake-model",
+                backend="fake"))
             return
         for piece in FAKE_REASONING.split(" "):
             time.sleep(0.02)

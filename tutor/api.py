@@ -13,7 +13,7 @@ from .embedding import Embedder
 from .glossary import language
 from .index import IndexData, IngestReport, Reporter, ingest, live_generation, load_index
 from .models import Progress
-from .retrieval import Retriever
+from .retrieval import Retriever, check_question
 from .types import Answer, SearchResult
 
 
@@ -60,6 +60,7 @@ class Tutor:
             return self._retriever
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
+        query = check_question(query, self.settings)  # before loading anything
         return self.retriever.search(query, k=k, mode=mode)
 
     # ---- answers -----------------------------------------------------------------------------
@@ -80,9 +81,7 @@ class Tutor:
         from .answer import Event, answer_stream
         from .chat import needs_rewrite, standalone_question
 
-        question = question.strip()
-        if not question:
-            raise ValueError("empty question: ask something, e.g. tutor ask \"什么是残差连接？\"")
+        question = check_question(question, self.settings)
         lang = lang or language(question)
         standalone = question
         if history and needs_rewrite(question, history):

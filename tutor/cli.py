@@ -6,6 +6,7 @@ nothing below this layer prints.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import ConfigError, Settings, load_settings
+from .masking import mask_url, masked_settings, redact
 
 console = Console()
 err = Console(stderr=True)
@@ -27,10 +29,11 @@ def _config_epilog() -> str:
     try:
         s = load_settings()
     except Exception as e:  # a bad config must not break --help
-        return f"config error: {e}"
+        return f"config error: {redact(str(e))}"
     keys = ("corpus_dir", "index_dir", "home", "embedder", "retrieval_mode", "backend", "model", "base_url")
+    shown = masked_settings(s)
     return "Effective config (defaults → tutor.toml → TUTOR_* env): " + "; ".join(
-        f"{k}={getattr(s, k)}" for k in keys) + ". Full list: `tutor models`."
+        f"{k}={shown[k]}" for k in keys) + ". Full list: `tutor models`."
 
 
 app = typer.Typer(help="用AI学AI — an AI tutor that answers from your notes and papers, with citations.",
@@ -46,7 +49,25 @@ def _root(config: Optional[Path] = typer.Option(None, "--config", help="a tutor.
 
 
 def settings(**overrides) -> Settings:
-    return load_settings(_state.get("config"), **overrides)
+    s = load_settings(_state.get("config"), **overrides)
+    _state["settings"] = s  # so an error line can mask this run's secrets
+    return s
+
+
+# C0/C1 control characters (ESC starts terminal escape sequences), DEL, and the bidi controls
+# that reorder what is displayed; newline and tab stay
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from a question, the corpus or a model, made safe to print: control characters (ESC
+    sequences that recolour, move the cursor or retitle the terminal) removed."""
+    return _CONTROL.sub("", str(text))
+
+
+def safe(text: str) -> str:
+    """`terminal_safe` and escaped for rich markup."""
+    return escape(terminal_safe(text))
 
 
 @contextmanager
@@ -73,8 +94,8 @@ def user_errors():
     try:
         yield
     except known as e:
-        msg = str(e)
-        err.print(f"[red]error:[/red] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
+        msg = redact(str(e), _state.get("settings"))
+        err.print(f"[red]error:[/red] {safe(msg)}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -88,7 +109,7 @@ class RichReporter:
         self.p, self.task = progress, None
 
     def status(self, message: str) -> None:
-        self.p.console.print(f"[dim]{escape(message)}[/dim]")
+        self.p.console.print(f"[dim]{safe(message)}[/dim]")
 
     def start(self, label: str, total: int) -> None:
         if self.task is not None:
@@ -99,13 +120,13 @@ class RichReporter:
         self.p.advance(self.task, n)
 
     def warn(self, message: str) -> None:
-        self.p.console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+        self.p.console.print(f"[yellow]warning:[/yellow] {safe(message)}")
 
 
 def _make_tutor(s: Settings):
     from .api import Tutor
 
-    return Tutor(s, progress=lambda m: err.print(f"[dim]{escape(m)}[/dim]"))
+    return Tutor(s, progress=lambda m: err.print(f"[dim]{safe(m)}[/dim]"))
 
 
 @app.command("ingest")
@@ -129,9 +150,10 @@ def ingest_cmd(
             print(json.dumps(asdict(report), ensure_ascii=False, indent=1))
             return
         if report.rebuild_reason:
-            err.print(f"[yellow]full rebuild:[/yellow] {escape(report.rebuild_reason)}")
-        for w in report.warnings:
-            err.print(f"[yellow]warning:[/yellow] {escape(w)}")
+            err.print(f"[yellow]full rebuild:[/yellow] {safe(report.rebuild_reason)}")
+        if report.repaired:
+            err.print(f"[yellow]repaired:[/yellow] rebuilt damaged {safe(', '.join(report.repaired))} from the chunks")
+        # the warnings were printed once each by the reporter, as they happened
         if report.noop:
             console.print(f"index is up to date ({report.files_total} files, {report.chunks} chunks) — nothing to do")
         else:
@@ -142,7 +164,7 @@ def ingest_cmd(
 
 
 def _snippet(text: str, n: int = 110) -> str:
-    t = " ".join(text.split())
+    t = " ".join(terminal_safe(text).split())
     return t if len(t) <= n else t[: n - 1] + "…"
 
 
@@ -154,14 +176,16 @@ def search_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Show the passages the tutor would answer from."""
+    from .retrieval import check_question
+
     with user_errors():
-        if not query.strip():
-            raise ValueError("empty question: ask something, e.g. tutor search \"什么是残差连接？\"")
-        result = _make_tutor(settings()).search(query, k=k, mode=mode)
+        s = settings()
+        query = check_question(query, s)  # before any model or index is loaded
+        result = _make_tutor(s).search(query, k=k, mode=mode)
         if json_out:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
             return
-        table = Table(show_lines=False, title=f"{escape(query)}  ({result.timings_ms.get('total', 0):.0f} ms)")
+        table = Table(show_lines=False, title=f"{safe(_snippet(query, 200))}  ({result.timings_ms.get('total', 0):.0f} ms)")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("source")
@@ -170,7 +194,7 @@ def search_cmd(
         for h in result.hits:
             c = h.chunk
             src = " › ".join(x for x in (c.title, c.section) if x)
-            table.add_row(str(h.rank), f"{h.score:.4f}", f"{escape(src)}\n[dim]{escape(c.file)}[/dim]",
+            table.add_row(str(h.rank), f"{h.score:.4f}", f"{safe(src)}\n[dim]{safe(c.file)}[/dim]",
                           "" if c.page is None else str(c.page), escape(_snippet(c.text)))
         console.print(table)
 
@@ -188,9 +212,10 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
             rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.home),
                          "about": preset.description})
         if s.backend != "llamacpp":
-            rows.append({"role": f"llm ({s.backend})", "name": s.model, "state": s.base_url})
+            rows.append({"role": f"llm ({s.backend})", "name": s.model, "state": mask_url(s.base_url)})
+        shown = masked_settings(s)  # the API key, URL passwords and the UI password never in clear
         if json_out:
-            print(json.dumps({"models": rows, "config": s.as_dict()}, ensure_ascii=False, indent=1))
+            print(json.dumps({"models": rows, "config": shown}, ensure_ascii=False, indent=1))
             return
         t = Table(title=f"models (cache: {s.home})")
         for col in ("role", "name", "state"):
@@ -201,8 +226,8 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
         c = Table(title="effective config (defaults → tutor.toml → TUTOR_* env)")
         c.add_column("setting")
         c.add_column("value")
-        for k, v in s.as_dict().items():
-            c.add_row(k, str(v))
+        for k, v in shown.items():
+            c.add_row(k, safe(str(v)))
         console.print(c)
 
 
@@ -226,8 +251,8 @@ def doctor_cmd(backend: Optional[str] = typer.Option(None, "--backend", help="ll
                 t.add_column(col)
             for c in checks:
                 state = "[green]ok[/green]" if c.ok else ("[red]problem[/red]" if c.required else "[yellow]note[/yellow]")
-                detail = escape(c.detail) + (f"\n[bold]fix:[/bold] {escape(c.fix)}" if c.fix and not c.ok else "")
-                t.add_row(escape(c.name), state, detail)
+                detail = safe(c.detail) + (f"\n[bold]fix:[/bold] {safe(c.fix)}" if c.fix and not c.ok else "")
+                t.add_row(safe(c.name), state, detail)
             console.print(t)
             console.print("[green]all ok[/green]" if ok else "[red]something `tutor ask` needs is broken: see the fixes above[/red]")
         if not ok:
@@ -251,7 +276,7 @@ def _render_sources(answer) -> None:
         c = h.chunk
         where = " › ".join(x for x in (c.title, c.section) if x)
         page = f", p. {c.page}" if c.page is not None else ""
-        console.print(f"  [bold][{i}][/bold] {escape(where)}{page} [dim]({escape(c.file)})[/dim]", highlight=False)
+        console.print(f"  [bold][{i}][/bold] {safe(where)}{page} [dim]({safe(c.file)})[/dim]", highlight=False)
 
 
 def _render_evidence(out: Console, units, lang: str) -> None:
@@ -262,7 +287,7 @@ def _render_evidence(out: Console, units, lang: str) -> None:
         where = " › ".join(x for x in (c.title, c.section.split(" › ")[-1] if c.section else "") if x)
         page = f", p. {c.page}" if c.page is not None else ""
         out.print(f"  [bold][{u.n}][/bold] {escape(_snippet(u.prompt_text(), 140))} "
-                  f"[dim]— {escape(where)}{page}[/dim]", highlight=False)
+                  f"[dim]— {safe(where)}{page}[/dim]", highlight=False)
 
 
 def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False):
@@ -283,13 +308,13 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
                 if ev.kind == "stage":
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
-                    live.console.print(f"[dim]→ {escape(ev.text)}[/dim]", highlight=False)
+                    live.console.print(f"[dim]→ {safe(ev.text)}[/dim]", highlight=False)
                 elif ev.kind == "evidence" and ev.evidence:
                     _render_evidence(live.console, ev.evidence, lang)
                 elif ev.kind == "reasoning" and show_reasoning:
-                    live.console.print(Text(ev.text, style="dim"), end="")
+                    live.console.print(Text(terminal_safe(ev.text), style="dim"), end="")
                 elif ev.kind == "token":
-                    preview += ev.text
+                    preview += terminal_safe(ev.text)
                     live.update(Text(preview))
                 elif ev.kind == "done":
                     answer = ev.answer
@@ -297,7 +322,7 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
         console.print(Text(preview))
         console.print("[dim](stopped)[/dim]")
         return None
-    console.print(Text(answer.text))
+    console.print(Text(terminal_safe(answer.text)))
     _render_sources(answer)
     return answer
 
@@ -313,10 +338,11 @@ def ask_cmd(
     reasoning: bool = typer.Option(False, "--show-reasoning", help="print the model's thinking (dim)"),
 ):
     """Answer a question from the corpus, with cited sources."""
+    from .retrieval import check_question
+
     with user_errors():
-        if not question.strip():
-            raise ValueError("empty question: ask something, e.g. tutor ask \"什么是残差连接？\"")
         s = settings(backend=backend, model=model, base_url=base_url, top_k=k)
+        question = check_question(question, s)  # before any model or index is loaded
         tutor = _make_tutor(s)
         if json_out:
             print(json.dumps(tutor.ask(question, k=k).to_dict(), ensure_ascii=False))
@@ -359,8 +385,8 @@ def chat_cmd(
                     console.print("[dim]no answer yet[/dim]")
                 for i, h in enumerate(last.sources if last else [], start=1):
                     c = h.chunk
-                    console.print(f"[bold][{i}][/bold] {escape(c.title)} › {escape(c.section)}"
-                                  + (f", p. {c.page}" if c.page else "") + f"\n[dim]{escape(_snippet(c.text, 300))}[/dim]",
+                    console.print(f"[bold][{i}][/bold] {safe(c.title)} › {safe(c.section)}"
+                                  + (f", p. {c.page}" if c.page else "") + f"\n[dim]{safe(_snippet(c.text, 300))}[/dim]",
                                   highlight=False)
                 continue
             try:
@@ -369,7 +395,7 @@ def chat_cmd(
                 from .llm.base import LLMError
 
                 if isinstance(e, (LLMError, ValueError)):
-                    err.print(f"[red]error:[/red] {escape(str(e))}")
+                    err.print(f"[red]error:[/red] {safe(redact(str(e), _state.get('settings')))}")
                     continue
                 raise
             if ans is not None:
@@ -379,13 +405,20 @@ def chat_cmd(
 
 @app.command("serve")
 def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional[int] = typer.Option(None, "--port"),
-              share: bool = typer.Option(False, "--share", help="also open a public Gradio share link")):
+              share: bool = typer.Option(False, "--share", help="also open a public Gradio share link"),
+              auth: Optional[str] = typer.Option(None, "--auth", metavar="USER:PASSWORD",
+                                                 help="log-in for the web UI (or TUTOR_AUTH); needed beyond loopback"),
+              no_auth: bool = typer.Option(False, "--no-auth",
+                                           help="serve beyond loopback without a log-in (trusted networks only)")):
     """Start the web UI (Gradio) on 127.0.0.1:7860 by default."""
     with user_errors():
+        from .serving import check_exposure
+
+        s = settings(host=host, port=port, auth=auth)
+        creds = check_exposure(s.host, s.auth, no_auth, share)  # before gradio is even imported
         from .ui import launch
 
-        s = settings(host=host, port=port)
-        launch(s, s.host, s.port, share=share)
+        launch(s, s.host, s.port, share=share, auth=creds)
 
 
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
@@ -480,7 +513,7 @@ def main() -> None:
     try:
         app()
     except ConfigError as e:
-        err.print(f"error: {escape(str(e))}", soft_wrap=True)
+        err.print(f"error: {safe(redact(str(e)))}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -35,6 +35,8 @@ class Settings:
     # chunking (characters); chosen on the dev set, see README "Numbers"
     chunk_size: int = 500
     chunk_overlap: int = 80
+    # questions: longer ones are refused with a clear error (the UI textbox counts towards it)
+    max_question_chars: int = 2000
     # retrieval (defaults chosen on the dev set + a private check set: see tutor/retrieval.py)
     retrieval_mode: str = "hybrid"  # hybrid | dense | bm25
     top_k: int = 5
@@ -44,6 +46,7 @@ class Settings:
     translated_weight: float = 1.0  # RRF weight of the glossary-expanded question's lists
     original_weight: float = 0.0  # RRF weight of the bare question's lists when it was expanded
     split_parts: bool = True  # also search each part of a multi-part question ("X？Y？")
+    max_query_parts: int = 4  # at most this many parts get their own search (a list of 50 "?" would fan out)
     part_weight: float = 0.5  # RRF weight of each part's lists
     dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode (BM25 lists: bm25_weight)
     bm25_weight: float = 1.0
@@ -88,6 +91,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     feedback_path: Path = Path("feedback/feedback.jsonl")
+    auth: str | None = None  # "user:password" for the web UI (required to serve beyond loopback)
 
     def replace(self, **changes: Any) -> "Settings":
         """Apply overrides (e.g. CLI flags), ignoring those left as None."""

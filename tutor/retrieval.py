@@ -40,7 +40,7 @@ import numpy as np
 from .config import Settings
 from .embedding import Embedder
 from .glossary import language, translate_terms
-from .index import IndexData, IndexError_
+from .index import FIX, IndexData, IndexError_
 from .lexical import bm25_index, chunk_tokens, tokenize
 from .types import Hit, SearchResult
 
@@ -116,11 +116,36 @@ _PARTS = re.compile(r"(?<=[？?；;!！。])\s*|(?<=[a-z0-9)]\.)\s+(?=[A-Z])")
 _MIN_PART = 6  # characters: shorter parts ("为什么？") are not worth their own search
 
 
-def split_parts(query: str) -> list[str]:
-    """The separate questions in `query` (at least two, each long enough), else []."""
+def split_parts(query: str, max_parts: int | None = None) -> list[str]:
+    """The separate questions in `query` (at least two, each long enough), else []; at most
+    `max_parts` of them (the first ones): each part costs a search of its own."""
     parts = [p.strip() for p in _PARTS.split(query) if p.strip()]
     parts = [p for p in parts if len(p) >= _MIN_PART]
-    return parts if len(parts) >= 2 else []
+    return parts[:max_parts] if len(parts) >= 2 else []
+
+
+class QuestionTooLong(ValueError):
+    """The question is over `Settings.max_question_chars`; the message says the limit."""
+
+    def __init__(self, length: int, limit: int):
+        super().__init__(f"question too long: {length:,} characters, the limit is {limit:,} "
+                         "(ask about one thing at a time, or raise max_question_chars)")
+        self.length, self.limit = length, limit
+
+
+EMPTY_QUESTION = "empty question: ask something, e.g. tutor ask \"什么是残差连接？\""
+
+
+def check_question(question: str, settings: Settings) -> str:
+    """The question, stripped; ValueError when empty, `QuestionTooLong` past the configured cap.
+    The one check every entry point (CLI, web UI, evals, the API) goes through."""
+    q = (question or "").strip()
+    if not q:
+        raise ValueError(EMPTY_QUESTION)
+    limit = settings.max_question_chars
+    if limit and limit > 0 and len(q) > limit:
+        raise QuestionTooLong(len(q), limit)
+    return q
 
 
 class Retriever:
@@ -198,12 +223,15 @@ class Retriever:
             return False
         n = len(self.index.chunks)
         want = {int(i) for i in np.linspace(0, n - 1, num=min(sample, n))}
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if i in want:
-                    stored = json.loads(line)["t"]
-                    if stored != chunk_tokens(self.index.chunks[i]):
-                        return False
+        try:
+            with path.open(encoding="utf-8") as f:
+                for i, line in enumerate(f):
+                    if i in want:
+                        stored = json.loads(line)["t"]
+                        if stored != chunk_tokens(self.index.chunks[i]):
+                            return False
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise IndexError_(f"{path} is damaged ({type(e).__name__}: {e}): {FIX}") from None
         return True
 
     # ---- the single retrievers ----------------------------------------------------------------
@@ -241,16 +269,14 @@ class Retriever:
                 out = [("q", query, s.original_weight)] if s.original_weight > 0 else []
                 out.append(("x", f"{query} {extra}", s.translated_weight))
         if s.split_parts:
-            for part in split_parts(query):
+            for part in split_parts(query, max(s.max_query_parts, 0)):
                 extra = translate_terms(part) if s.cross_lingual else ""
                 out.append(("p", f"{part} {extra}".strip(), s.part_weight))
         return out
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
-        query = query.strip()
-        if not query:
-            raise ValueError("empty question: ask something, e.g. tutor search \"什么是残差连接？\"")
         s = self.settings
+        query = check_question(query, s)
         k = k or s.top_k
         mode = mode or s.retrieval_mode
         if mode not in MODES:
@@ -287,11 +313,20 @@ class Retriever:
         chunks = self.index.chunks
         fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k, s.lead_bonus)
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
+        # the relevance gate's input, in every mode: the dense cosine between the question (and its
+        # translation, not its parts) and the returned chunks. BM25 mode embeds the question for it
+        # alone: BM25 scores are not comparable across questions, the cosine is calibrated.
+        whole = [i for i, (kind, _, _) in enumerate(variants) if kind != "p"]
+        rows = [row for row, _ in fused]
+        if qvecs is not None:
+            sim = self._similarity(qvecs[whole], rows)
+        elif rows:
+            t = time.perf_counter()
+            sim = self._similarity(self.embedder.queries([variants[i][1] for i in whole]), rows)
+            timings["gate_embed"] = (time.perf_counter() - t) * 1000
+        else:
+            sim = None
         timings["total"] = (time.perf_counter() - t0) * 1000
-        sim = None
-        if qvecs is not None:  # the gate sees the question (and its translation), not its parts
-            whole = [i for i, (kind, _, _) in enumerate(variants) if kind != "p"]
-            sim = self._similarity(qvecs[whole], [row for row, _ in fused])
         return SearchResult(query, hits, timings, language(query), sim)
 
     def _similarity(self, qvecs: np.ndarray, rows: list[int]) -> float | None:

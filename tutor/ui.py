@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import html
-import json
 import logging
 import os
 import re
@@ -28,8 +27,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage 
 
 import gradio as gr  # noqa: E402
 
+from . import jsonl
 from .config import Settings
 from .glossary import language
+from .masking import install_log_redaction, public_message
 from .text import lines as _text_lines
 from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
 from .types import Answer, Evidence, Hit
@@ -90,6 +91,8 @@ TEXT: dict[str, dict[str, str]] = {
         "err_llm": "⚠️ 模型出错：{e}",
         "err_model": "⚠️ 模型不可用：{e}",
         "err_empty": "⚠️ 请输入一个问题，例如：ResNet 的残差连接解决了什么问题？",
+        "err_too_long": "⚠️ 问题太长了（{n} 字），上限是 {limit} 字：请一次只问一件事。",
+        "err_busy": "⚠️ 还在回答前面的问题（已有 {n} 个在排队）：请稍候，或点“停止”。",
         "err_other": "⚠️ 出错了（{t}）：{e}",
         "ungrounded": "（这个回答没有可核对的引用，请谨慎参考。）",
     },
@@ -147,6 +150,9 @@ TEXT: dict[str, dict[str, str]] = {
         "err_llm": "⚠️ The model failed: {e}",
         "err_model": "⚠️ The model is not available: {e}",
         "err_empty": "⚠️ Please type a question, e.g. What is Mixture of Experts?",
+        "err_too_long": "⚠️ That question is too long ({n} characters; the limit is {limit}): please ask about "
+                        "one thing at a time.",
+        "err_busy": "⚠️ Still answering your earlier questions ({n} waiting): please wait, or press Stop.",
         "err_other": "⚠️ Something went wrong ({t}): {e}",
         "ungrounded": "(This answer has no citation to check it against; treat it with care.)",
     },
@@ -232,24 +238,52 @@ def mark_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def render_evidence(units: list[Evidence], turn: int) -> str:
-    """The evidence units as a short list in the chat, each linking to its source card."""
+    """The evidence units as a short list in the chat, each linking to its source card (the
+    quotes are corpus text: made safe like model output)."""
     rows = []
     for u in units:
         quote = " ".join(u.prompt_text().split())
         quote = quote if len(quote) <= 160 else quote[:159] + "…"
-        rows.append(f'- <a class="cite" href="#src-{turn}-{u.n}">[{u.n}]</a> {html.escape(quote)}')
+        rows.append(f'- <a class="cite" href="#src-{turn}-{u.n}">[{u.n}]</a> {safe_markdown(quote)}')
     return "\n".join(rows)
 
 
+# Model output (and the corpus text it may copy) is rendered as Markdown: it must not load
+# remote images (a tracking pixel) nor offer links to arbitrary hosts (phishing). Code spans and
+# blocks are left alone (nothing in them renders); outside them raw HTML is escaped, images become
+# their alt text, links their text, and bare URLs / e-mail addresses inline code (readable, not
+# clickable). Our own citation links are added after this, by `render_answer`.
+_MD_CODE = re.compile(r"(```[\s\S]*?(?:```|$)|~~~[\s\S]*?(?:~~~|$)|`[^`\n]+`)")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\s*(?:\([^)]*\)?|\[[^\]]*\])")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\s*\(([^)]*)\)")
+_MD_REF_DEF = re.compile(r"^( {0,3})\[([^\]]+)\]:", re.M)
+_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_URL = re.compile(r"\b(?:https?|ftps?|file|data|javascript|vbscript|mailto):[^\s<>()\[\]`]+"
+                     r"|\bwww\.[^\s<>()\[\]`]+|[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+", re.I)
+
+
+def safe_markdown(text: str) -> str:
+    """`text` as Markdown that loads nothing remote and links nowhere (see above)."""
+    parts = _MD_CODE.split(text or "")
+    for i in range(0, len(parts), 2):  # even parts are outside code
+        s = _MD_TAG.sub("&lt;", parts[i])
+        s = _MD_IMAGE.sub(lambda m: m.group(1), s)
+        s = _MD_LINK.sub(lambda m: f"[{m.group(1)}]" if m.group(1).strip().isdigit() else m.group(1), s)
+        s = _MD_REF_DEF.sub(r"\1\\[\2]:", s)
+        parts[i] = _MD_URL.sub(lambda m: f"`{m.group(0)}`", s)
+    return "".join(parts)
+
+
 def render_answer(text: str, turn: int, n_sources: int) -> str:
-    """Answer text with each valid [n] as a link to card n of this turn's sources."""
+    """Answer text, made safe (`safe_markdown`), with each valid [n] as a link to card n of this
+    turn's sources."""
     def link(m: re.Match) -> str:
         n = int(m.group(1))
         if not 1 <= n <= n_sources:
             return m.group(0)
         return f'<a class="cite" href="#src-{turn}-{n}" title="source {n}">[{n}]</a>'
 
-    return _CITE.sub(link, text)
+    return _CITE.sub(link, safe_markdown(text))
 
 
 def _credit(path: str) -> str:
@@ -325,13 +359,14 @@ def render_sources_panel(sess: "Session", lang: str, live: str | None = None) ->
 # ---- feedback ----------------------------------------------------------------------------------
 
 _FEEDBACK_LOCK = threading.Lock()
+FEEDBACK_COMMENT_MAX = 2000  # characters; the textbox stops there too
 
 
 def append_feedback(path: Path | str, record: dict) -> None:
     """Append one JSON line; safe across threads (lock) and processes (flock)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
+    line = jsonl.dumps(record) + "\n"
     with _FEEDBACK_LOCK, open(path, "a", encoding="utf-8") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
@@ -347,7 +382,7 @@ def feedback_record(settings: Settings, turn: dict, rating: str | None, comment:
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "feedback_id": fid,
         "rating": rating,  # "up" | "down" | None (comment only)
-        "comment": comment.strip(),
+        "comment": (comment or "").strip()[:FEEDBACK_COMMENT_MAX],
         "question": turn["question"],
         "standalone_question": ans.standalone_question,
         "answer": ans.text,
@@ -364,13 +399,17 @@ def feedback_record(settings: Settings, turn: dict, rating: str | None, comment:
 
 # ---- errors ------------------------------------------------------------------------------------
 
-def error_message(e: BaseException, lang: str) -> str:
-    """One line the learner can act on; never a stack trace."""
+def error_message(e: BaseException, lang: str, settings: Settings | None = None) -> str:
+    """One line the learner can act on; never a stack trace, a secret, a local path or a server
+    address (`public_message`: the operator finds those in the log)."""
     from .index import IndexError_
     from .llm.base import LLMError
     from .models import ModelError
+    from .retrieval import QuestionTooLong
 
-    msg = " ".join(str(e).split())[:400]
+    if isinstance(e, QuestionTooLong):
+        return t(lang, "err_too_long", n=f"{e.length:,}", limit=f"{e.limit:,}")
+    msg = public_message(" ".join(str(e).split()), settings)[:400]
     if isinstance(e, IndexError_):
         return t(lang, "err_no_index") if "no index" in msg else t(lang, "err_index", e=msg)
     if isinstance(e, LLMError):
@@ -379,7 +418,7 @@ def error_message(e: BaseException, lang: str) -> str:
         return t(lang, "err_model", e=msg)
     if isinstance(e, ValueError) and "empty question" in msg:
         return t(lang, "err_empty")
-    log.exception("unexpected error while answering")
+    log.exception("unexpected error while answering")  # the log is masked too (RedactingFilter)
     return t(lang, "err_other", t=type(e).__name__, e=msg)
 
 
@@ -401,6 +440,8 @@ CSS = """
 .src-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0.3em 0; }
 .src-text { white-space: pre-wrap; max-height: 24em; overflow-y: auto; line-height: 1.5; }
 .src-text mark { background: #fde68a; color: inherit; padding: 0 1px; }
+#q-counter { text-align: right; font-size: 0.8em; color: var(--body-text-color-subdued); margin-top: -0.4em; }
+#q-counter .q-count.over { color: var(--error-text-color, #dc2626); font-weight: 600; }
 a.cite { font-weight: 600; text-decoration: none; cursor: pointer; }
 #sources-panel { max-height: 78vh; overflow-y: auto; }
 """
@@ -444,7 +485,7 @@ CITE_JS = """
       if (typeof s === 'string') {
         const i = s.lastIndexOf('\\x3c!--answer--\\x3e');  // escaped: no comment markers in page JS
         if (i >= 0) s = s.slice(i + 13).replace(/^\\n/, '');
-        s = s.replace(/<a class="cite"[^>]*>(\\[\\d+\\])<\\/a>/g, '$1');
+        s = s.replace(/<a class="cite"[^>]*>(\\[\\d+\\])<\\/a>/g, '$1').replace(/&lt;/g, '<');
       }
       return write(s);
     };
@@ -453,10 +494,32 @@ CITE_JS = """
 """
 
 
+# Updates the counter under the question box ("123 / 2,000"; red past the limit). Counts code
+# points like the server does (a JS string's length counts UTF-16 units).
+COUNTER_JS = """
+(v) => {
+  const c = document.querySelector('#q-counter .q-count');
+  if (c) {
+    const limit = parseInt(c.dataset.limit || '0', 10);
+    const n = [...(v || '')].length;
+    c.textContent = n.toLocaleString('en-US') + ' / ' + limit.toLocaleString('en-US');
+    c.classList.toggle('over', limit > 0 && n > limit);
+  }
+  return [];
+}
+"""
+
+
 def _theme():
     sys_font = ["ui-sans-serif", "system-ui", "PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "sans-serif"]
     # local fonts only: the app must work offline (no Google Fonts request)
     return gr.themes.Soft(font=sys_font, font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def _one_line(text: str, n: int = 120) -> str:
+    """A short single line for a title (a rewritten follow-up), made safe like an answer."""
+    line = " ".join(str(text).split())
+    return safe_markdown(line if len(line) <= n else line[: n - 1] + "…")
 
 
 def _content_text(msg: Any) -> str:
@@ -473,9 +536,14 @@ class Session:
     """One browser session's conversation, kept server-side in a `gr.State` (never shared).
 
     `chat` is the truth for the chatbot (handlers render it and never trust the browser's copy).
-    One answer runs at a time: `busy` holds the `version` of the running answer, and Stop / New chat
-    bump `version`, after which that answer stops writing to the chat at its next event. No lock is
-    held across a yield, so an abandoned answer can never block the session."""
+    One answer runs at a time per session, in one answer worker: `busy` holds the `version` of the
+    running answer. A question sent meanwhile is queued in `pending` (at most MAX_PENDING, more are
+    declined with a hint) and its event returns at once: the running worker answers it next, so a
+    tab that fires many questions holds one worker, never all of them. Stop / New chat bump
+    `version` and drop the queue; the running answer stops writing at its next event. The
+    condition is never held across a yield, so an abandoned answer cannot block the session."""
+
+    MAX_PENDING = 3
 
     def __init__(self) -> None:
         self.chat: list[dict] = []
@@ -485,39 +553,65 @@ class Session:
         self.last_rated: dict | None = None
         self.version = 0
         self.busy: int | None = None
-        self._mutex = threading.Lock()
+        self.pending: list[tuple] = []  # questions waiting for the running answer's worker
+        self.live_i: int | None = None  # chat index of the answer being streamed
+        self._cond = threading.Condition()
 
     def __deepcopy__(self, memo: dict) -> "Session":  # gr.State deep-copies the initial value
         return Session()
 
-    def claim(self, version: int, poll: float = 0.05) -> bool:
-        """Wait for the answer in progress (if it belongs to `version`), then mark ours as running.
-        False when Stop / New chat happened meanwhile."""
-        while True:
-            with self._mutex:
-                if self.version != version:
-                    return False
-                if self.busy != version:
-                    self.busy = version
-                    return True
-            time.sleep(poll)
+    def begin(self, version: int, item: tuple, user_msg: dict | None = None) -> str:
+        """"run": the caller answers `item` now (and then the queue); "queued": the running
+        worker will; "full": declined, the queue is full; "stale": Stop / New chat happened.
+        `user_msg` goes into the chat under the same lock, so it always precedes its answer."""
+        with self._cond:
+            if self.version != version:
+                return "stale"
+            if self.busy is None or self.busy != version:  # free, or only an abandoned answer runs
+                state = "run"
+                self.busy = version
+            elif len(self.pending) >= self.MAX_PENDING:
+                return "full"
+            else:
+                state = "queued"
+                self.pending.append(item)
+            if user_msg is not None:
+                self.chat.append(user_msg)
+            return state
 
-    def release(self, version: int) -> None:
-        with self._mutex:
+    def next_pending(self, version: int) -> tuple | None:
+        """The next queued question for the worker running `version`, or None: then the session
+        is free (atomically, so a question sent just now is either returned here or runs itself)."""
+        with self._cond:
+            if self.version == version and self.pending:
+                return self.pending.pop(0)
             if self.busy == version:
                 self.busy = None
+            self._cond.notify_all()
+            return None
 
-    def interrupt(self, timeout: float = 3.0) -> None:
-        """Stop the running answer; give it a moment to make its last write."""
-        with self._mutex:
+    def release(self, version: int) -> None:
+        with self._cond:
+            if self.busy == version:
+                self.busy = None
+                if self.version != version:
+                    self.pending.clear()
+            self._cond.notify_all()
+
+    def interrupt(self, timeout: float = 3.0) -> int:
+        """Stop the running answer and drop the queue (returns how many questions it held); give
+        the answer a moment to make its last write (woken by `release`, no polling)."""
+        with self._cond:
             old, self.version = self.version, self.version + 1
-        deadline = time.monotonic() + timeout
-        while self.busy == old and time.monotonic() < deadline:
-            time.sleep(0.05)
+            dropped = len(self.pending)
+            self.pending.clear()
+            self._cond.wait_for(lambda: self.busy != old, timeout)
+            return dropped
 
     def reset(self) -> None:
         self.interrupt()
         self.chat, self.history, self.turns, self.msg_turn, self.last_rated = [], [], [], {}, None
+        self.live_i = None
 
 
 def build_app(tutor) -> gr.Blocks:
@@ -532,12 +626,18 @@ def build_app(tutor) -> gr.Blocks:
         except IndexError_:
             return t(lang, "index_none")
         except Exception as e:  # a damaged index must not stop the page from loading
-            return str(e)[:200]
+            log.warning("index not usable: %s", e)
+            return html.escape(public_message(str(e), s)[:200])
         return t(lang, "index_ok", n=n)
 
+    # a GGUF given as a path is shown by its file name: web users need no local paths
+    model_name = Path(s.model).name if ("/" in s.model or "\\" in s.model) and s.backend == "llamacpp" else s.model
+
     def settings_md(lang: str) -> str:
-        return (f"**{t(lang, 'backend')}**: `{s.backend}`  \n**{t(lang, 'model')}**: `{s.model}`  \n"
+        return (f"**{t(lang, 'backend')}**: `{s.backend}`  \n**{t(lang, 'model')}**: `{model_name}`  \n"
                 f"**{t(lang, 'index')}**: {index_status(lang)}")
+
+    limit = max(s.max_question_chars, 0)  # the question cap the API enforces; the textbox counts to it
 
     with gr.Blocks(title="用AI学AI · AI tutor", analytics_enabled=False, fill_height=False) as demo:
         sess = gr.State(Session)
@@ -561,14 +661,17 @@ def build_app(tutor) -> gr.Blocks:
                                      group_consecutive_messages=True)
                 with gr.Row():
                     msg = gr.Textbox(placeholder=t("zh", "placeholder"), show_label=False, scale=6,
-                                     lines=1, max_lines=6, elem_id="question", autofocus=True)
+                                     lines=1, max_lines=6, elem_id="question", autofocus=True,
+                                     max_length=limit or None)
                     send = gr.Button(t("zh", "send"), variant="primary", scale=1, min_width=80, elem_id="send")
                     stop = gr.Button(t("zh", "stop"), variant="stop", scale=1, min_width=80, elem_id="stop")
                 with gr.Row():
                     comment = gr.Textbox(label=t("zh", "fb_label"), placeholder=t("zh", "fb_placeholder"),
-                                         scale=6, lines=1, elem_id="fb-comment")
+                                         scale=6, lines=1, elem_id="fb-comment", max_length=FEEDBACK_COMMENT_MAX)
                     fb_send = gr.Button(t("zh", "fb_send"), scale=1, min_width=80, elem_id="fb-send")
                     clear = gr.Button(t("zh", "clear"), scale=1, min_width=80, elem_id="clear")
+                gr.HTML(f'<span class="q-count" data-limit="{limit}">0 / {limit:,}</span>',
+                        elem_id="q-counter", visible=bool(limit))
                 fb_status = gr.Markdown("", elem_id="fb-status")
             with gr.Column(scale=2, min_width=320):
                 sources_hdr = gr.Markdown(f"### {t('zh', 'sources')}")
@@ -602,101 +705,125 @@ def build_app(tutor) -> gr.Blocks:
             key = f"stage_{stage}"
             return f"_⏳ {t(lang, key) if key in TEXT[lang] else stage}_"
 
-        def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str):
-            """Stream one turn into sess_v.chat; yields (chatbot, textbox, sources, fb_status)."""
-            question = (message or "").strip()
-            lang = ui_lang(choice, question) if question else cur_lang
-            chat, v0 = sess_v.chat, sess_v.version
-            if question:
-                chat.append({"role": "user", "content": question})
-            yield chat, "", gr.update(), ""
-            if not sess_v.claim(v0):  # a second question waits for the answer in progress
-                return  # stopped or cleared while waiting
+        def answer_turn(sess_v: Session, v0: int, question: str, k: int, lang: str):
+            """Stream one answer into sess_v.chat; yields (chatbot, textbox, sources, fb_status)."""
+            chat = sess_v.chat
+            turn_no = len(sess_v.turns)
+            answer_i = first_i = len(chat)
+            chat.append({"role": "assistant", "content": stage_text(lang, "retrieving")})
+            sess_v.live_i = answer_i
+            yield chat, gr.update(), gr.update(), gr.update()
+            thinking: dict | None = None
+            thinking_raw = preview = ""
+            live_hits: list[Hit] = []
+            stream = tutor.ask_stream(question, history=list(sess_v.history), k=k)
             try:
-                turn_no = len(sess_v.turns)
-                answer_i = first_i = len(chat)
-                chat.append({"role": "assistant", "content": stage_text(lang, "retrieving")})
-                yield chat, gr.update(), gr.update(), gr.update()
-                thinking: dict | None = None
-                preview = ""
-                live_hits: list[Hit] = []
-                stream = tutor.ask_stream(question, history=list(sess_v.history), k=int(k))
-                try:
-                    for ev in stream:
-                        if sess_v.version != v0:
-                            return  # Stop / New chat: the finally below closes the model stream
-                        sources_out: Any = gr.update()
-                        if ev.kind == "stage":
-                            if preview:
-                                continue
-                            chat[answer_i] = {"role": "assistant", "content": stage_text(lang, ev.text)}
-                        elif ev.kind == "rewritten":
-                            chat.insert(answer_i, {"role": "assistant", "content": ev.text,
-                                                   "metadata": {"title": t(lang, "rewritten", q=ev.text),
-                                                                "status": "done"}})
+                for ev in stream:
+                    if sess_v.version != v0:
+                        return  # Stop / New chat: the finally below closes the model stream
+                    sources_out: Any = gr.update()
+                    if ev.kind == "stage":
+                        if preview:
+                            continue
+                        chat[answer_i] = {"role": "assistant", "content": stage_text(lang, ev.text)}
+                    elif ev.kind == "rewritten":
+                        chat.insert(answer_i, {"role": "assistant", "content": safe_markdown(ev.text),
+                                               "metadata": {"title": t(lang, "rewritten", q=_one_line(ev.text)),
+                                                            "status": "done"}})
+                        answer_i += 1
+                    elif ev.kind == "sources":
+                        live_hits = list(ev.hits)
+                        live = render_turn_sources(turn_no, question, live_hits, lang)
+                        sources_out = render_sources_panel(sess_v, lang, live=live)
+                    elif ev.kind == "evidence" and ev.evidence:
+                        # evidence first: the learner reads the source while the model writes
+                        live = render_turn_sources(turn_no, question, live_hits, lang,
+                                                   evidence=list(ev.evidence))
+                        sources_out = render_sources_panel(sess_v, lang, live=live)
+                        chat.insert(answer_i, {"role": "assistant",
+                                               "content": render_evidence(list(ev.evidence), turn_no),
+                                               "metadata": {"title": t(lang, "evidence"), "status": "done"}})
+                        answer_i += 1
+                    elif ev.kind == "reasoning":
+                        if thinking is None:
+                            thinking = {"role": "assistant", "content": "",
+                                        "metadata": {"title": t(lang, "thinking"), "status": "pending"}}
+                            chat.insert(answer_i, thinking)
                             answer_i += 1
-                        elif ev.kind == "sources":
-                            live_hits = list(ev.hits)
-                            live = render_turn_sources(turn_no, question, live_hits, lang)
-                            sources_out = render_sources_panel(sess_v, lang, live=live)
-                        elif ev.kind == "evidence" and ev.evidence:
-                            # evidence first: the learner reads the source while the model writes
-                            live = render_turn_sources(turn_no, question, live_hits, lang,
-                                                       evidence=list(ev.evidence))
-                            sources_out = render_sources_panel(sess_v, lang, live=live)
-                            chat.insert(answer_i, {"role": "assistant",
-                                                   "content": render_evidence(list(ev.evidence), turn_no),
-                                                   "metadata": {"title": t(lang, "evidence"), "status": "done"}})
-                            answer_i += 1
-                        elif ev.kind == "reasoning":
+                        thinking_raw += ev.text
+                        thinking["content"] = safe_markdown(thinking_raw)
+                    elif ev.kind == "token":
+                        preview += ev.text
+                        chat[answer_i] = {"role": "assistant", "content": safe_markdown(preview)}
+                    elif ev.kind == "done":
+                        ans: Answer = ev.answer
+                        if ans.reasoning:
                             if thinking is None:
-                                thinking = {"role": "assistant", "content": "",
-                                            "metadata": {"title": t(lang, "thinking"), "status": "pending"}}
+                                thinking = {"role": "assistant", "content": ""}
                                 chat.insert(answer_i, thinking)
                                 answer_i += 1
-                            thinking["content"] += ev.text
-                        elif ev.kind == "token":
-                            preview += ev.text
-                            chat[answer_i] = {"role": "assistant", "content": preview}
-                        elif ev.kind == "done":
-                            ans: Answer = ev.answer
-                            if ans.reasoning:
-                                if thinking is None:
-                                    thinking = {"role": "assistant", "content": ""}
-                                    chat.insert(answer_i, thinking)
-                                    answer_i += 1
-                                thinking["content"] = ans.reasoning
-                                thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
-                            elif thinking is not None:  # what streamed as thinking was not reasoning
-                                chat.remove(thinking)
-                                answer_i -= 1
-                            text = render_answer(ans.text, turn_no, len(ans.sources))
-                            if not ans.refused and not ans.grounded:
-                                text += f"\n\n_{t(lang, 'ungrounded')}_"
-                            chat[answer_i] = {"role": "assistant", "content": ANSWER_MARK + text}
-                            sess_v.turns.append({"question": question, "answer": ans, "hits": list(ans.sources),
-                                                 "top_k": int(k)})
-                            sess_v.history.append((question, ans.text))
-                            for i in range(first_i, answer_i + 1):  # rewrite/thinking/answer messages
-                                sess_v.msg_turn[i] = turn_no
-                            sources_out = render_sources_panel(sess_v, lang)
-                        yield chat, gr.update(), sources_out, gr.update()
-                except Exception as e:  # noqa: BLE001 - shown to the learner as one line
+                            thinking["content"] = safe_markdown(ans.reasoning)
+                            thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                        elif thinking is not None:  # what streamed as thinking was not reasoning
+                            chat.remove(thinking)
+                            answer_i -= 1
+                        text = render_answer(ans.text, turn_no, len(ans.sources))
+                        if not ans.refused and not ans.grounded:
+                            text += f"\n\n_{t(lang, 'ungrounded')}_"
+                        chat[answer_i] = {"role": "assistant", "content": ANSWER_MARK + text}
+                        sess_v.turns.append({"question": question, "answer": ans, "hits": list(ans.sources),
+                                             "top_k": k})
+                        sess_v.history.append((question, ans.text))
+                        for i in range(first_i, answer_i + 1):  # rewrite/thinking/answer messages
+                            sess_v.msg_turn[i] = turn_no
+                        sources_out = render_sources_panel(sess_v, lang)
+                    sess_v.live_i = None if ev.kind == "done" else answer_i
+                    yield chat, gr.update(), sources_out, gr.update()
+            except Exception as e:  # noqa: BLE001 - shown to the learner as one line
+                if sess_v.version != v0:
+                    return
+                if thinking is not None and (thinking.get("metadata") or {}).get("status") == "pending":
+                    thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
+                chat[answer_i] = {"role": "assistant", "content": error_message(e, lang, s)}
+                sess_v.live_i = None
+                yield chat, gr.update(), gr.update(), gr.update()
+            finally:
+                stream.close()  # stops the model when the answer was abandoned
+
+        def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str):
+            """One question from the browser: answered here (then whatever this session queued
+            meanwhile), or queued for the answer already running in this session, or declined."""
+            question = (message or "").strip()
+            lang = ui_lang(choice, question) if question else cur_lang
+            v0 = sess_v.version
+            user = {"role": "user", "content": safe_markdown(question)} if question else None
+            state = sess_v.begin(v0, (question, int(k), lang), user)
+            if state == "stale":
+                return
+            if state == "full":  # the question stays in the textbox, to send again later
+                sess_v.chat.append({"role": "assistant", "content": t(lang, "err_busy", n=len(sess_v.pending))})
+                yield sess_v.chat, gr.update(), gr.update(), gr.update()
+                return
+            yield sess_v.chat, "", gr.update(), ""
+            if state == "queued":  # the worker answering this session will take it next
+                return
+            item: tuple | None = (question, int(k), lang)
+            try:
+                while item is not None:
+                    yield from answer_turn(sess_v, v0, *item)
                     if sess_v.version != v0:
                         return
-                    if thinking is not None and (thinking.get("metadata") or {}).get("status") == "pending":
-                        thinking["metadata"] = {"title": t(lang, "thinking"), "status": "done"}
-                    chat[answer_i] = {"role": "assistant", "content": error_message(e, lang)}
-                    yield chat, gr.update(), gr.update(), gr.update()
-                finally:
-                    stream.close()  # stops the model when the answer was abandoned
+                    item = sess_v.next_pending(v0)
             finally:
                 sess_v.release(v0)
 
+        # the counter under the question box follows every change of its value (typing, sending)
+        msg.change(None, [msg], None, js=COUNTER_JS, queue=False, show_progress="hidden")
+
         ask_inputs = [msg, sess, topk, lang_choice, lang_now]
         ask_outputs = [chatbot, msg, sources, fb_status]
-        # "multiple": a question sent while an answer streams is queued (Session.claim), not dropped
-        ask_kw = dict(concurrency_limit=4, concurrency_id="ask", trigger_mode="multiple")
+        # "multiple": a question sent while an answer streams is queued (Session.begin), not dropped
+        ask_kw = dict(concurrency_limit=ANSWER_WORKERS, concurrency_id="ask", trigger_mode="multiple")
         events = [msg.submit(respond, ask_inputs, ask_outputs, **ask_kw),
                   send.click(respond, ask_inputs, ask_outputs, **ask_kw)]
         for b, q in zip(ex_buttons, EXAMPLES):
@@ -716,7 +843,7 @@ def build_app(tutor) -> gr.Blocks:
             ev.then(follow_lang, [lang_choice, sess, lang_now], relabel_outputs, queue=False)
 
         def on_stop(sess_v: Session, choice: str, cur_lang: str):
-            sess_v.interrupt()
+            dropped = sess_v.interrupt()
             chat = sess_v.chat
             asked = [m["content"] for m in chat if m.get("role") == "user" and isinstance(m.get("content"), str)]
             lang = choice if choice in ("zh", "en") else ui_lang(choice, asked[-1]) if asked else cur_lang
@@ -725,17 +852,22 @@ def build_app(tutor) -> gr.Blocks:
                 md = m.get("metadata") or {}
                 if md.get("status") == "pending":
                     m["metadata"] = {**md, "status": "done"}
-            last = len(chat) - 1
-            if chat and chat[-1].get("role") == "user":  # stopped before the answer began
-                chat.append({"role": "assistant", "content": mark})
-            elif chat and last not in sess_v.msg_turn and not (chat[-1].get("metadata") or {}).get("title"):
-                text = _content_text(chat[-1])  # an unfinished answer (finished ones are in msg_turn)
+            live = sess_v.live_i  # the unfinished answer, if one was streaming
+            sess_v.live_i = None
+            if live is not None and live < len(chat) and live not in sess_v.msg_turn:
+                text = _content_text(chat[live])
                 if not text.startswith("⚠️") and mark not in text:
                     text = "" if text.startswith("_⏳") else text
-                    chat[-1] = {"role": "assistant", "content": (text + "\n\n" if text else "") + mark}
+                    chat[live] = {"role": "assistant", "content": (text + "\n\n" if text else "") + mark}
+            # stopped before an answer began, or with questions still queued (now dropped)
+            if chat and (dropped or chat[-1].get("role") == "user") and _content_text(chat[-1]) != mark:
+                chat.append({"role": "assistant", "content": mark})
             return chat
 
-        stop.click(on_stop, [sess, lang_choice, lang_now], [chatbot], cancels=events, queue=False)
+        # the chat is sent once more after Stop: a stream message of the cancelled answer that was
+        # already on its way must not be the last word
+        stop.click(on_stop, [sess, lang_choice, lang_now], [chatbot], cancels=events, queue=False).then(
+            lambda sess_v: sess_v.chat, [sess], [chatbot], queue=False)
 
         def on_clear(sess_v: Session, cur_lang: str):
             sess_v.reset()
@@ -795,20 +927,33 @@ def warm_up(tutor) -> None:
     log.info("warm-up done in %.1fs", time.perf_counter() - t0)
 
 
+# answer workers shared by all sessions (each session holds at most one: see Session), and how
+# many events may wait for one before new ones are turned away
+ANSWER_WORKERS = 4
+QUEUE_MAX = 64
+
+
 def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None,
-           share: bool = False, warmup: bool = True, tutor=None, **kwargs: Any) -> gr.Blocks:
+           share: bool = False, warmup: bool = True, tutor=None, no_auth: bool = False,
+           **kwargs: Any) -> gr.Blocks:
     """Serve the UI (blocks until the server stops, unless prevent_thread_lock=True is passed; then
-    call `.close()` on the returned Blocks). Starts even without an index: the chat says what to do."""
+    call `.close()` on the returned Blocks). Starts even without an index: the chat says what to do.
+    Beyond loopback (or with a share link) a log-in is required: `settings.auth` ("user:password"),
+    unless `no_auth` says the network is trusted (tutor/serving.py)."""
     from .api import Tutor
     from .config import load_settings
+    from .serving import check_exposure
 
     settings = settings or load_settings()
+    host = host or settings.host
+    creds = check_exposure(host, settings.auth, no_auth, share)
+    install_log_redaction(settings)
     tutor = tutor or Tutor(settings, progress=lambda m: log.info("%s", m))
     demo = build_app(tutor)
     if warmup:
         threading.Thread(target=warm_up, args=(tutor,), daemon=True, name="tutor-warmup").start()
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(server_name=host or settings.host, server_port=port or settings.port, share=share,
+    demo.queue(default_concurrency_limit=ANSWER_WORKERS, max_size=QUEUE_MAX)
+    demo.launch(server_name=host, server_port=port or settings.port, share=share,
                 theme=_theme(), css=CSS, js=CITE_JS, footer_links=["api", "settings"], show_error=False,
-                **kwargs)
+                auth=creds, **kwargs)
     return demo

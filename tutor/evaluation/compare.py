@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import jsonl
 from .answers import fmt, md_table
 
 # (label, path into report.json; "{mode}" = the run's primary retrieval mode)
@@ -42,12 +43,9 @@ def load_run(path: Path | str) -> tuple[dict, dict[str, dict]]:
     rows: dict[str, dict] = {}
     res = d / "results.jsonl"
     if res.is_file():
-        for line in res.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            rows[r["id"]] = r
+        for r in jsonl.read(res, skip_bad=True):
+            if isinstance(r, dict) and "id" in r:
+                rows[r["id"]] = r
     return report, rows
 
 

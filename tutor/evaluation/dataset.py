@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import jsonl
+
 TYPES = ("factoid", "explain", "compare", "multi_hop", "unanswerable", "injection")
 NOT_IN_CORPUS = "NOT_IN_CORPUS"
 
@@ -226,11 +228,7 @@ def load_dataset(path: Path, corpus_dir: Path | None = None) -> list[EvalItem]:
     problems: list[tuple[int, str]] = []  # (line, message); line 0 = about the whole file
     items: list[tuple[int, EvalItem]] = []
     first_line_of: dict[str, int] = {}
-    # split on "\n" only: str.splitlines() would also split on U+2028 etc., which json.dumps
-    # (ensure_ascii=False) leaves unescaped inside strings
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for lineno, line in jsonl.lines(text):  # "\n" only, like every JSONL reader here
         errs: list[str] = []
         try:
             item = _parse_item(json.loads(line), errs)

@@ -10,7 +10,6 @@ per (claim, passages), since ALCE precision asks about the same sentence several
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -394,12 +393,9 @@ def last_judge(name: str) -> Judge | None:
 
 def load_labels(path: Path) -> list[dict]:
     """Hand-labelled support cases: {"id", "claim", "passages", "lang", "supported", "source"}."""
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            d = json.loads(line)
-            out.append(d)
-    return out
+    from .. import jsonl
+
+    return jsonl.read(path)
 
 
 def agreement(judge: Judge, labels: list[dict]) -> dict:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import jsonl
+from ..masking import mask_url
 from .dataset import EvalItem, load_dataset
 from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
 
@@ -39,12 +41,13 @@ def _signature(tutor, opts: EvalOptions) -> dict:
     s = tutor.settings
     retrieval_keys = ("embedder", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
                       "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
-                      "original_weight", "split_parts", "part_weight", "source_boost", "heading_boost",
-                      "file_cap", "lead_bonus")
+                      "original_weight", "split_parts", "max_query_parts", "part_weight", "source_boost",
+                      "heading_boost", "file_cap", "lead_bonus")
     sig = {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only,
            **{k: getattr(s, k) for k in retrieval_keys if hasattr(s, k)}}
     if not opts.retrieval_only:
-        sig.update({"backend": s.backend, "model": s.model, "base_url": s.base_url if s.backend == "openai" else None,
+        sig.update({"backend": s.backend, "model": s.model,
+                    "base_url": mask_url(s.base_url) if s.backend == "openai" else None,
                     "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold,
                     **{k: getattr(s, k) for k in ("evidence_tokens", "evidence_units", "evidence_dense_weight",
                                                   "min_coverage", "min_evidence_score", "temperature", "top_p",
@@ -55,12 +58,8 @@ def _signature(tutor, opts: EvalOptions) -> dict:
 def _read_results(path: Path) -> dict[str, dict]:
     done: dict[str, dict] = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by an interruption: redo that item
-                continue
-            if "error" not in row:  # an item that failed (e.g. server down) is retried on resume
+        for row in jsonl.read(path, skip_bad=True):  # a line cut by an interruption: redo that item
+            if isinstance(row, dict) and "id" in row and "error" not in row:  # an item that failed (e.g. server down) is retried on resume
                 done[row["id"]] = row
     return done
 
@@ -116,11 +115,11 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
     with results_path.open("w", encoding="utf-8") as f:
         for it in items:
             if it.id in done:
-                f.write(json.dumps(done[it.id], ensure_ascii=False) + "\n")
+                f.write(jsonl.dumps(done[it.id]) + "\n")
     with results_path.open("a", encoding="utf-8") as f, \
             ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
         for row in pool.map(work, todo):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(jsonl.dumps(row) + "\n")
             f.flush()
             done[row["id"]] = row
             finished += 1
