@@ -303,3 +303,11 @@ def test_feedback_comment_is_capped_and_one_line(tmp_path):
     append_feedback(path, rec)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
     assert jsonl.read(path)[0]["answer"] == ODD
+
+
+def test_doctor_masks_the_server_url_password(tmp_path):
+    out = cli("doctor", "--json", "--backend", "openai", "--base-url", "http://bob:pa55word@127.0.0.1:9/v1",
+              cwd=tmp_path, env={"TUTOR_API_KEY": KEY, "TUTOR_RETRIES": "0", "TUTOR_INDEX_DIR": str(tmp_path / "i")})
+    text = out.stdout.decode() + out.stderr.decode()
+    assert out.returncode == 1 and "127.0.0.1:9" in text, text  # the server check fails, naming the host
+    assert "pa55word" not in text and KEY not in text

@@ -21,7 +21,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
 
@@ -31,6 +31,7 @@ from . import jsonl
 from .config import Settings
 from .glossary import language
 from .masking import install_log_redaction, public_message
+from .retrieval import check_question
 from .text import lines as _text_lines
 from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
 from .types import Answer, Evidence, Hit
@@ -555,40 +556,61 @@ class Session:
         self.busy: int | None = None
         self.pending: list[tuple] = []  # questions waiting for the running answer's worker
         self.live_i: int | None = None  # chat index of the answer being streamed
+        self.unrendered = False  # messages added while an answer streams, not yet sent by it
         self._cond = threading.Condition()
 
     def __deepcopy__(self, memo: dict) -> "Session":  # gr.State deep-copies the initial value
         return Session()
 
-    def begin(self, version: int, item: tuple, user_msg: dict | None = None) -> str:
+    def begin(self, version: int, item: tuple, user_msg: dict | None = None,
+              declined_msg: Callable[[int], dict] | None = None) -> str:
         """"run": the caller answers `item` now (and then the queue); "queued": the running
-        worker will; "full": declined, the queue is full; "stale": Stop / New chat happened.
-        `user_msg` goes into the chat under the same lock, so it always precedes its answer."""
+        worker will; "full": declined (`declined_msg(n_waiting)` goes into the chat); "stale":
+        Stop / New chat happened. `user_msg` goes into the chat under the same lock, so it always
+        precedes its answer; a running worker renders what was added here (see `post`)."""
         with self._cond:
             if self.version != version:
                 return "stale"
             if self.busy is None or self.busy != version:  # free, or only an abandoned answer runs
-                state = "run"
                 self.busy = version
-            elif len(self.pending) >= self.MAX_PENDING:
+                if user_msg is not None:
+                    self.chat.append(user_msg)
+                return "run"
+            if len(self.pending) >= self.MAX_PENDING:
+                if declined_msg is not None:
+                    self.chat.append(declined_msg(len(self.pending)))
+                    self.unrendered = True
                 return "full"
-            else:
-                state = "queued"
-                self.pending.append(item)
+            self.pending.append(item)
             if user_msg is not None:
                 self.chat.append(user_msg)
-            return state
+            self.unrendered = True
+            return "queued"
 
-    def next_pending(self, version: int) -> tuple | None:
-        """The next queued question for the worker running `version`, or None: then the session
-        is free (atomically, so a question sent just now is either returned here or runs itself)."""
+    def post(self, messages: list[dict]) -> bool:
+        """Add messages to the chat. True when an answer is streaming in this session: its worker
+        shows them with its next update. Only that worker writes the chatbot while it runs —
+        Gradio streams each event's output as diffs against what that event sent last, so a
+        second writer would make the browser apply them to the wrong base."""
+        with self._cond:
+            self.chat.extend(messages)
+            if self.busy is not None and self.busy == self.version:
+                self.unrendered = True
+                return True
+            return False
+
+    def next_pending(self, version: int) -> tuple[tuple | None, bool]:
+        """(next queued question for the worker running `version`, None), or (None, whether the
+        chat got messages since the worker's last update): then the session is free (atomically,
+        so a question sent just now is either returned here or runs itself)."""
         with self._cond:
             if self.version == version and self.pending:
-                return self.pending.pop(0)
+                return self.pending.pop(0), False
             if self.busy == version:
                 self.busy = None
+            unrendered, self.unrendered = self.unrendered, False
             self._cond.notify_all()
-            return None
+            return None, unrendered
 
     def release(self, version: int) -> None:
         with self._cond:
@@ -792,28 +814,38 @@ def build_app(tutor) -> gr.Blocks:
 
         def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str):
             """One question from the browser: answered here (then whatever this session queued
-            meanwhile), or queued for the answer already running in this session, or declined."""
+            meanwhile), or queued for the answer already running in this session, or declined.
+            While an answer runs, only its worker writes the chatbot (see `Session.post`)."""
             question = (message or "").strip()
             lang = ui_lang(choice, question) if question else cur_lang
             v0 = sess_v.version
-            user = {"role": "user", "content": safe_markdown(question)} if question else None
-            state = sess_v.begin(v0, (question, int(k), lang), user)
-            if state == "stale":
+            try:  # the API's own check (empty, too long): a hint at once, never queued
+                check_question(question, s)
+            except ValueError as e:
+                hint = {"role": "assistant", "content": error_message(e, lang, s)}
+                if not sess_v.post([hint]):
+                    yield sess_v.chat, gr.update(), gr.update(), gr.update()
                 return
-            if state == "full":  # the question stays in the textbox, to send again later
-                sess_v.chat.append({"role": "assistant", "content": t(lang, "err_busy", n=len(sess_v.pending))})
-                yield sess_v.chat, gr.update(), gr.update(), gr.update()
-                return
-            yield sess_v.chat, "", gr.update(), ""
-            if state == "queued":  # the worker answering this session will take it next
+            user = {"role": "user", "content": safe_markdown(question)}
+            state = sess_v.begin(v0, (question, int(k), lang), user,
+                                 lambda n: {"role": "assistant", "content": t(lang, "err_busy", n=n)})
+            if state in ("queued", "full"):  # the running answer's worker shows it
+                yield gr.update(), "" if state == "queued" else gr.update(), gr.update(), gr.update()
+            if state != "run":
                 return
             item: tuple | None = (question, int(k), lang)
+            first = True
             try:
                 while item is not None:
-                    yield from answer_turn(sess_v, v0, *item)
+                    for out in answer_turn(sess_v, v0, *item):
+                        if first:  # clear the question box and the feedback line once
+                            out, first = (out[0], "", out[2], ""), False
+                        yield out
                     if sess_v.version != v0:
                         return
-                    item = sess_v.next_pending(v0)
+                    item, unrendered = sess_v.next_pending(v0)
+                    if item is None and unrendered:
+                        yield sess_v.chat, gr.update(), gr.update(), gr.update()
             finally:
                 sess_v.release(v0)
 
