@@ -577,5 +577,9 @@ def test_question_box_counts_and_a_too_long_question_is_refused(browser, real) -
     page.click("#send")
     text = wait_last_bot(page, "⚠️", timeout=60_000)
     assert "3,000" in text and "2,000" in text and "Traceback" not in text
+    # the question stays in the box, to be shortened; a question that is sent empties box and counter
+    assert len(page.input_value("#question textarea")) == 3000
+    page.fill("#question textarea", QUESTION)
+    page.click("#send")
     page.wait_for_function("document.querySelector('#q-counter').innerText.trim() === '0 / 2,000'")
     page.context.close()
