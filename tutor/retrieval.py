@@ -315,17 +315,19 @@ class Retriever:
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
         # the relevance gate's input, in every mode: the dense cosine between the question (and its
         # translation, not its parts) and the returned chunks. BM25 mode embeds the question for it
-        # alone: BM25 scores are not comparable across questions, the cosine is calibrated.
+        # alone (BM25 scores are not comparable across questions; the cosine is calibrated) and also
+        # counts the question's nearest chunks, so the gate asks "is this corpus about it?" as in
+        # dense mode, whatever BM25 happened to rank first.
         whole = [i for i, (kind, _, _) in enumerate(variants) if kind != "p"]
         rows = [row for row, _ in fused]
         if qvecs is not None:
             sim = self._similarity(qvecs[whole], rows)
-        elif rows:
-            t = time.perf_counter()
-            sim = self._similarity(self.embedder.queries([variants[i][1] for i in whole]), rows)
-            timings["gate_embed"] = (time.perf_counter() - t) * 1000
         else:
-            sim = None
+            t = time.perf_counter()
+            gate_vecs = self.embedder.queries([variants[i][1] for i in whole])
+            nearest = {r for ranked in self._dense(gate_vecs, k) for r in ranked.rows}
+            sim = self._similarity(gate_vecs, rows + sorted(nearest - set(rows)))
+            timings["gate_embed"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(query, hits, timings, language(query), sim)
 
