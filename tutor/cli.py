@@ -415,10 +415,10 @@ def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional
         from .serving import check_exposure
 
         s = settings(host=host, port=port, auth=auth)
-        creds = check_exposure(s.host, s.auth, no_auth, share)  # before gradio is even imported
+        check_exposure(s.host, s.auth, no_auth, share)  # fails fast, before gradio is even imported
         from .ui import launch
 
-        launch(s, s.host, s.port, share=share, auth=creds)
+        launch(s, s.host, s.port, share=share, no_auth=no_auth)  # asks for s.auth's log-in
 
 
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
