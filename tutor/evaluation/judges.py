@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tutor.config import Settings
     from tutor.llm import LLM
 
-JUDGES = ("lexical", "llm")
+JUDGES = ("claims", "lexical", "llm")
 
 
 class Judge:
@@ -37,26 +37,31 @@ class Judge:
         self._cache: dict[tuple, bool] = {}
         self._lock = threading.Lock()
 
-    def supported(self, claim: str, passages: list[str], lang: str | None = None) -> bool:
+    def supported(self, claim: str, passages: list[str], lang: str | None = None,
+                  question: str | None = None) -> bool:
+        """`question`: the question the sentence answers, when known — a fragment ("33%")
+        is read as its answer, and a sentence that only restates it asserts nothing."""
         passages = [p for p in passages if p and p.strip()]
         if not passages:
             return False  # nothing cited, nothing supports
-        key = (claim, tuple(passages))
+        key = (claim, tuple(passages), question or None)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        verdict = bool(self._judge(claim, passages, lang))
+        verdict = bool(self._judge(claim, passages, lang, question or None))
         with self._lock:
             self._cache[key] = verdict
         return verdict
 
-    def supported_many(self, cases: Iterable[tuple[str, list[str], str | None]]) -> list[bool]:
-        return [self.supported(c, p, lang) for c, p, lang in cases]
+    def supported_many(self, cases: Iterable[tuple]) -> list[bool]:
+        """Cases are (claim, passages, lang) or (claim, passages, lang, question)."""
+        return [self.supported(*case) for case in cases]
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind}
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
         raise NotImplementedError
 
 
@@ -231,9 +236,39 @@ class LexicalJudge(Judge):
             got += w * hit
         return got / total
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
         cov = self.coverage(claim, passages)
         return True if cov is None else cov >= self.threshold
+
+
+# ---- claims judge ------------------------------------------------------------------------------
+class ClaimsJudge(Judge):
+    """Claims, not bags of words (claims.py): every clause's names and numbers must occur
+    together in one evidence window of the passages — a sentence, a table row with its header, a
+    code line with its block's lead — units normalised and zh↔en names matched through the
+    judge's own alias table, and its other content words mostly covered there (`threshold`).
+    A question, or a sentence that only restates the question, asserts nothing: unsupported.
+    Deterministic, no model; `explain()` says why a sentence failed."""
+
+    name = "claims"
+    kind = "heuristic"
+
+    def __init__(self, threshold: float = 0.5, corpus_dir: "str | Path | None" = None) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.corpus_dir = str(corpus_dir) if corpus_dir else None
+
+    def explain(self, claim: str, passages: list[str], question: str | None = None):
+        from .aliases import base_aliases
+        from .claims import assess
+
+        aliases = base_aliases(self.corpus_dir).extended(passages)
+        return assess(claim, passages, aliases, self.threshold, question)
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
+        return self.explain(claim, passages, question).supported
 
 
 # ---- LLM judge ---------------------------------------------------------------------------------
@@ -376,6 +411,8 @@ def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
     name = (name or (settings.judge if settings else "lexical")).strip().lower()
     if name == "lexical":
         judge: Judge = LexicalJudge()
+    elif name == "claims":
+        judge = ClaimsJudge(corpus_dir=settings.corpus_dir if settings else None)
     elif name == "llm":
         if settings is None:
             raise ValueError("the llm judge needs settings (judge_backend / judge_model)")
@@ -403,27 +440,17 @@ def load_labels(path: Path) -> list[dict]:
 
 
 def agreement(judge: Judge, labels: list[dict]) -> dict:
-    """Run the judge on each labelled case: accuracy, Cohen's kappa, confusion counts, per
-    `source` accuracy and the first disagreements (to read, not just count)."""
-    from .metrics import cohen_kappa
+    """Run the judge on each labelled case: accuracy, Cohen's kappa, confusion counts,
+    precision / recall of "unsupported", per language / kind / `source`, time per claim and the
+    first disagreements (to read, not just count) — see judge_eval.report."""
+    from .judge_eval import report, run_judge
 
-    truth = [bool(d["supported"]) for d in labels]
-    pred = judge.supported_many((d["claim"], list(d["passages"]), d.get("lang")) for d in labels)
-    n = len(labels)
-    acc = sum(t == p for t, p in zip(truth, pred)) / n if n else None
-    by_source: dict[str, list[bool]] = {}
-    for d, t, p in zip(labels, truth, pred):
-        by_source.setdefault(d.get("source") or "?", []).append(t == p)
-    return {
-        "n": n, "accuracy": round(acc, 4) if acc is not None else None,
-        "kappa": _r(cohen_kappa(truth, pred)),
-        "tp": sum(t and p for t, p in zip(truth, pred)), "fp": sum(p and not t for t, p in zip(truth, pred)),
-        "fn": sum(t and not p for t, p in zip(truth, pred)),
-        "tn": sum(not t and not p for t, p in zip(truth, pred)),
-        "by_source": {s: {"n": len(v), "accuracy": round(sum(v) / len(v), 4)} for s, v in by_source.items()},
-        "disagreements": [{"id": d.get("id"), "claim": d["claim"][:120], "label": t, "judge": p}
-                          for d, t, p in zip(labels, truth, pred) if t != p][:10],
-    }
+    pred, secs = run_judge(judge, labels)
+    why = None
+    if isinstance(judge, ClaimsJudge):
+        def why(d: dict) -> str:
+            return judge.explain(d["claim"], [p for p in d["passages"] if p.strip()], d.get("question")).why
+    return report(labels, pred, secs, why)
 
 
 def _r(x: float | None) -> float | None:

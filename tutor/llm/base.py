@@ -67,6 +67,11 @@ class LLM(ABC):
             reasoning.append(d.reasoning)
         return repair_late_close("".join(text), "".join(reasoning))
 
+    def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
+        """Log-probabilities of the likeliest first tokens of the reply (token text → logprob,
+        greedy context): a yes/no verdict read from the distribution, not from sampled text."""
+        raise LLMError(f"the {self.backend} backend gives no log-probabilities")
+
     def close(self) -> None:
         """Release the model or connection; the instance is unusable afterwards."""
 
