@@ -70,7 +70,9 @@ class Settings:
     relevance_threshold: float = 0.86
     answer_k: int = 4  # sources handed to the LLM
     # judging (evals): configured apart from the answering model
-    judge: str = "lexical"  # lexical | llm
+    judge: str = "claims"  # claims | lexical | llm
+    judge_mode: str = "logprob"  # llm judge: logprob (yes/no log-odds vs a calibrated threshold) | text
+    judge_threshold: float | None = None  # llm judge log-odds cut; None: calibrated value for the model
     judge_backend: str = "llamacpp"
     judge_model: str = "qwen2.5-coder-0.5b"
     judge_base_url: str = "http://127.0.0.1:8000/v1"

@@ -54,6 +54,7 @@ _ASKS_VALUE = re.compile(r"多少|几[个块条种位名项次层年天倍]|什�
                          re.I)
 _LATIN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]+(?:[-+.'][A-Za-z0-9]+)*")
 _SCALED = re.compile(r"[\d.,]+\s*(?:[kmbt]|万|亿|千|%)?", re.I)  # a figure, not a name: 60M, 1.6T
+_NUM_UNIT = re.compile(r"\d[\d.,]*\s*(?:[a-z]{1,3}|[A-Z]{1,2})")  # 232ms, 12h, 8x, 128K: a measurement
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _CJK_DIGIT = re.compile(r"(?<=[\u3400-\u9fff])(?=\d)")
@@ -65,7 +66,9 @@ _CLAUSE_SPLIT = re.compile(r"[；;]|[，,](?!\d{3})\s*|(?<=[\u3400-\u9fff])而(?
 _ENDS_QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.]?\s*$")
 _LEAD_IN = re.compile(r"[:：]\s*$")
 # a sentence that starts by pointing back ("这一发现…", "It…") is read with the one before it
-_ANAPHOR = re.compile(r"^\W*(?:这|该|此|其|它|他|她|上述|(?:this|that|these|those|it|its|they|their|such)\b)", re.I)
+_ANAPHOR = re.compile(r"^\W*(?:这|该|此|其|它|他|她|上述|例如|比如|此外|另外|同时|因此|"
+                      r"(?:this|that|these|those|it|its|they|their|such|for instance|for example|"
+                      r"moreover|in addition|also|however|thus|therefore)\b)", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +100,25 @@ def nfkc(text: str) -> str:
     return _CJK_DIGIT.sub(" ", unicodedata.normalize("NFKC", text))
 
 
+_EN_NUM = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
+                                        "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_EN_NUM_WORD = re.compile(r"\b(" + "|".join(w for w in _EN_NUM if w not in ("zero", "one")) + r")\b", re.I)
+_ZH_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_ZH_NUM_WORD = re.compile(r"(?<![\u3400-\u9fff\d])([一二两三四五六七八九十])(?=[个块层条种位名项次倍张篇])")
+
+
+_DIGITS_WORD = re.compile(r"(?<![A-Za-z\-\d.])(\d+(?:\.\d+)?)(?=[a-z]{2,}\b)")
+
+
+def normalise(text: str) -> str:
+    """What both claims and passages are read as: nfkc, a number apart from the unit glued to
+    it ("232ms" → "232 ms": text.figures would read 23), and small number words as digits
+    ("five convolutional layers" = "5 个卷积层" = "五个卷积层")."""
+    t = _DIGITS_WORD.sub(r"\1 ", nfkc(text))
+    t = _EN_NUM_WORD.sub(lambda m: str(_EN_NUM[m.group(1).lower()]), t)
+    return _ZH_NUM_WORD.sub(lambda m: f" {_ZH_NUM[m.group(1)]} ", t)
+
+
 def is_filler(word: str) -> bool:
     w = word.lower()
     return w in STOPWORDS or w in _EN_FILLER or w in _ZH_FILLER
@@ -112,7 +134,8 @@ def _typed_names(text: str) -> list[str]:
     out = []
     for n in names(text):
         n = re.split(r"[\u3400-\u9fff]", n)[0].rstrip(".-_")
-        if n and not _SCALED.fullmatch(n) and "_" not in n and len(re.findall(r"[A-Za-z]", n)) >= 2:
+        if n and not _SCALED.fullmatch(n) and not _NUM_UNIT.fullmatch(n) and "_" not in n \
+                and len(re.findall(r"[A-Za-z]", n)) >= 2:
             out.append(n)
     return out
 
@@ -142,6 +165,7 @@ class Clause:
     numbers: list[Number] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
     inherited: list[str] = field(default_factory=list)  # names carried over from context
+    maybe: str | None = None  # a capitalised first word: a name if the passages capitalise it too
 
     @property
     def anchors(self) -> list[str]:
@@ -161,7 +185,7 @@ class Claim:
 
 def clean(sentence: str) -> str:
     """The sentence as a judge reads it: no citation markers, markdown or list bullets."""
-    s = nfkc(strip_citations(sentence))
+    s = normalise(strip_citations(sentence))
     s = re.sub(r"^\s*(?:[-*+•·]|\d{1,2}[.)、]|[（(]\d{1,2}[)）])\s+", "", s)
     s = _MARKDOWN.sub(" ", s)
     return re.sub(r"\s+", " ", s).strip()
@@ -177,18 +201,39 @@ def _is_name(word: str, first: bool, zh: bool) -> bool:
     return False
 
 
-def _tokens(text: str) -> list[tuple[str, int, int, bool]]:
-    """(word, start, end, is_latin) of the content-bearing words of `text`, in order."""
+@lru_cache(maxsize=20000)
+def _tagged(run: str) -> tuple[tuple[str, str], ...]:
+    import jieba.posseg as pseg
+
+    _jieba()
+    return tuple((w, f) for w, f in pseg.lcut(run))
+
+
+def _tokens(text: str) -> list[tuple[str, int, int, bool, str]]:
+    """(word, start, end, is_latin, part of speech) of the words of `text`, in order."""
     out = []
     for m in _LATIN.finditer(text):
         if not _SCALED.fullmatch(m.group(0)):
-            out.append((m.group(0), m.start(), m.end(), True))
+            out.append((m.group(0), m.start(), m.end(), True, "eng"))
     for m in _CJK_RUN.finditer(text):
         pos = m.start()
-        for w in cut(m.group(0)):
-            out.append((w, pos, pos + len(w), False))
+        for w, f in _tagged(m.group(0)):
+            out.append((w, pos, pos + len(w), False, f))
             pos += len(w)
     return sorted(out, key=lambda t: t[1])
+
+
+# parts of speech that can say what a number counts: nouns, verbal nouns, abbreviations, units
+_MEASURE_POS = ("n", "vn", "j", "eng", "q", "l", "nz", "ns", "nr", "m")
+
+
+def _measure(word: str, latin: bool, pos: str) -> str | None:
+    if latin:
+        return None if is_filler(word) or len(word) < 2 else word
+    word = re.sub(r"^[万亿千]+", "", word) if pos == "m" else word  # "万美元" → 美元
+    if len(word) < 2 or word in _CLASSIFIERS or is_filler(word) or not pos.startswith(_MEASURE_POS):
+        return None
+    return word
 
 
 def parse_clause(text: str, zh: bool) -> Clause:
@@ -205,10 +250,13 @@ def parse_clause(text: str, zh: bool) -> Clause:
             cl.names.append(p)
     toks = _tokens(text)
     first_latin = True
-    for w, _, _, latin in toks:
+    for w, _, _, latin, _ in toks:
         if latin:
             base = re.sub(r"'s$", "", w)
-            if _is_name(base, first_latin, zh) and name_key(base) not in seen:
+            if first_latin and not zh and base[:1].isupper() and base[1:].islower() and len(base) >= 3 \
+                    and not is_filler(base) and name_key(base) not in seen:
+                cl.maybe = base
+            elif _is_name(base, first_latin, zh) and name_key(base) not in seen:
                 seen.add(name_key(base))
                 cl.names.append(base)
             elif name_key(base) not in seen and len(base) >= 3 and not is_filler(base) \
@@ -217,25 +265,26 @@ def parse_clause(text: str, zh: bool) -> Clause:
                 if low not in cl.terms:
                     cl.terms.append(low)
             first_latin = False
-        elif len(w) >= 2 and not is_filler(w) and w not in seen and w not in cl.terms:
-            cl.terms.append(w)
+        else:
+            w = re.sub(r"^[万亿千]+", "", w)  # "万美元": the scale belongs to the number
+            if len(w) >= 2 and not is_filler(w) and w not in seen and w not in cl.terms:
+                cl.terms.append(w)
+    # the subject is the name said first
+    low = text.lower()
+    cl.names.sort(key=lambda n: (low.find(n.lower()) if n.lower() in low else len(low)))
     for f in figures(text):
         raw = text[f.start:f.end]
         is_year = not f.percent and f.value.is_integer() and 1900 <= f.value <= 2100 and \
             not re.search(r"[^\d\s]", raw)
-        after = [t for t in toks if t[1] >= f.end and t[1] - f.end <= 6 and not _num_token(t[0])]
+        after = [t for t in toks if t[2] > f.end and t[1] >= f.start and t[1] - f.end <= 6
+                 and not _num_token(t[0])]
         before = [t for t in toks if t[2] <= f.start and f.start - t[2] <= 4 and not _num_token(t[0])]
-        measure = None
-        for w, _, _, latin in after:
-            if w in _CLASSIFIERS or is_filler(w) or (not latin and len(w) < 2):
-                continue
-            measure = w
-            break
-        if measure is None:
-            for w, _, _, latin in reversed(before):
-                if is_filler(w) or w in ("是", "为", "达", "约", "有"):
+        measure = next((m for w, _, _, latin, pos in after if (m := _measure(w, latin, pos))), None)
+        if measure is None:  # "错误率是 15.3%", "error rate of 7.3%"
+            for w, _, _, latin, pos in reversed(before):
+                if is_filler(w) or w in ("是", "为", "达", "约", "有", "of", "is", "was", "at"):
                     continue
-                measure = w if latin or len(w) >= 2 else None
+                measure = _measure(w, latin, pos)
                 break
         approx = bool(_APPROX.search(text[max(0, f.start - 8):f.start]))
         cl.numbers.append(Number(f.value, f.percent, raw, measure, is_year, approx))
@@ -279,10 +328,10 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
     for c in claim.clauses:
         if c.names:
             prev = c.names[:1]
+        elif prev:  # "…，实现了开源民主化": still the subject of the sentence
+            c.inherited = list(prev)
         elif c.numbers or not c.terms:
-            if prev:
-                c.inherited = list(prev)
-            elif q_clause is not None and q_clause.names:
+            if q_clause is not None and q_clause.names:
                 # the question's subject: its most specific name (a version beats a family)
                 c.inherited = [next((n for n in q_clause.names if any(ch.isdigit() for ch in n)),
                                     q_clause.names[0])]
@@ -307,35 +356,41 @@ def asked_unit(question: str) -> str | None:
 
 # ---- the passages ----------------------------------------------------------------------------
 @dataclass
-class Window:
-    """One evidence unit with the context it needs to be read alone."""
-    tight: str  # lower-case NFKC text: the unit (+ header / lead / preceding context)
-    wide: str  # the tight text plus its neighbours, for content-word coverage
-    values: frozenset[float]
-    latin: tuple[str, ...]  # name keys of its Latin words (and of their hyphen parts)
+class Unit:
+    """One evidence unit (sentence, table row, code / list line, heading) and its context."""
+    text: str  # lower-case
+    ctx: str  # lower-case: the unit + its table header / block lead / the sentences it leans on
+    # (when it names nothing itself or starts with "this / 例如") + its section headings
+    values: frozenset[float]  # the numbers of the unit itself
+    latin: tuple[str, ...]  # name keys of the Latin words of ctx
+    names: frozenset[str]  # name keys of the names ctx mentions (for "whose number is this?")
+    kind: str = "sentence"
 
 
 @dataclass
 class PassageView:
-    windows: list[Window]
+    units: list[Unit]
+    text: str  # normalised, case kept
     low: str
-    flat: str
     values: frozenset[float]
     latin: frozenset[str]
+    names: frozenset[str]
 
 
 def _values(text: str) -> frozenset[float]:
     out: set[float] = set()
     for f in figures(text):
         out.add(f.value)
-    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:[kmbt万亿]|million|billion)", nfkc(text), re.I):
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:[kmbt万亿]|million|billion)", text, re.I):
         out.add(float(f"{float(m.group(1)):.6g}"))  # "671B" also reads as the 671 in "671B 参数"
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)(?=[a-z])", text, re.I):
+        out.add(float(f"{float(m.group(1)):.6g}"))  # "232ms", "6x", "8x7B": the digits count too
     return frozenset(out)
 
 
 def _latin_keys(text: str) -> tuple[str, ...]:
     out = []
-    for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9\-_.+/]*[A-Za-z0-9]|[A-Za-z]", nfkc(text)):
+    for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9\-_.+/]*[A-Za-z0-9]|[A-Za-z]", text):
         w = m.group(0)
         out.append(name_key(w))
         parts = re.split(r"[-_./+]", w)
@@ -347,74 +402,93 @@ def _latin_keys(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_CAPITALISED = re.compile(r"(?<![A-Za-z0-9\-])[A-Z][a-z]{2,}(?![A-Za-z0-9])")
+
+
+def _name_set(text: str) -> frozenset[str]:
+    """Name keys a passage text mentions: typed names and capitalised words (not fillers)."""
+    out = {name_key(n) for n in _typed_names(text)}
+    out |= {name_key(w) for w in _CAPITALISED.findall(text) if not is_filler(w)}
+    out |= {p for p in _people(text)} if _CJK.search(text) else set()
+    return frozenset(k for k in out if k)
+
+
 def _own_names(text: str) -> bool:
     return bool(_typed_names(text)) or bool(re.search(r"(?<![A-Za-z])[A-Z][a-z]{2,}", text[1:]))
 
 
+def _level(heading: str) -> int:
+    m = re.match(r"\s*(#{1,6})", heading)
+    return len(m.group(1)) if m else 7
+
+
 @lru_cache(maxsize=4096)
 def view(passage: str) -> PassageView:
-    """A passage's evidence windows (cached: every sentence of every answer asks again)."""
-    text = nfkc(passage)
+    """A passage's evidence units with their context (cached: every sentence asks again)."""
+    text = normalise(passage)
     spans = units(text)
     pieces = [text[s.start:s.end] for s in spans]
     kinds = [s.kind for s in spans]
-    windows: list[Window] = []
+    out: list[Unit] = []
     header: int | None = None
     lead: int | None = None
-    heading: int | None = None
+    path: list[int] = []  # the headings above, one per level
     for i, (piece, kind) in enumerate(zip(pieces, kinds)):
         ctx: list[int] = []
+        if kind == "heading":
+            lvl = _level(piece)
+            path = [h for h in path if _level(pieces[h]) < lvl]
         if kind == "header":
             header = i
         elif kind == "row" and header is not None:
             ctx.append(header)
-        if kind == "code":
+        if kind == "code":  # a code / list block's first line says what its lines are
             if i == 0 or kinds[i - 1] != "code":
                 lead = i
             elif lead is not None:
                 ctx.append(lead)
-        if kind == "heading":
-            heading = i
         if (not _own_names(piece) or _ANAPHOR.match(piece)) and kind not in ("header", "heading"):
-            # back to the nearest unit that names something: up to 3 sentences, or through the
-            # whole code block / table and the line that introduces it
+            # lean on what came before: up to 3 sentences, or back through the whole code block /
+            # table to the line that introduces it, stopping at the first unit that names something
             j = i - 1
-            while j >= 0 and (j >= i - 3 or kinds[j + 1] in ("code", "row")):
+            while j >= 0 and (j >= i - 3 or kinds[j + 1] in ("code", "row")) and kinds[j] != "heading":
                 ctx.append(j)
-                if _own_names(pieces[j]):
+                if _own_names(pieces[j]) and not _ANAPHOR.match(pieces[j]):
                     break
                 j -= 1
-            if heading is not None and heading not in ctx:
-                ctx.append(heading)
-        tight = " \n ".join(pieces[k] for k in sorted(set(ctx)) + [i])
-        near = [k for k in (i - 1, i + 1) if 0 <= k < len(pieces)]
-        wide = tight + " \n " + " \n ".join(pieces[k] for k in near)
-        windows.append(Window(tight.lower(), wide.lower(), _values(tight), _latin_keys(tight)))
+            ctx += path
+        body = " \n ".join(pieces[k] for k in sorted(set(ctx)) + [i])
+        out.append(Unit(piece.lower(), body.lower(), _values(piece), _latin_keys(body), _name_set(body), kind))
+        if kind == "heading":
+            path.append(i)
     low = text.lower()
-    return PassageView(windows, low, re.sub(r"\s+", "", low), _values(text), frozenset(_latin_keys(text)))
+    return PassageView(out, text, low, _values(text), frozenset(_latin_keys(text)), _name_set(text))
 
 
 # ---- matching --------------------------------------------------------------------------------
-def name_in(name: str, latin: tuple[str, ...] | frozenset[str], low: str, aliases,
-            scope: frozenset[str] | None = None) -> bool:
+def _flat(low: str) -> str:
+    return re.sub(r"\s+", "", low)
+
+
+def name_in(name: str, latin, low: str, aliases, scope: frozenset[str] | None = None) -> bool:
     """A name occurs: as a Latin word (or a hyphen part of one: "V3" in "DeepSeek-V3"), its
     plural, a Chinese string, or one of its aliases in the other language."""
     k = name_key(name)
     if not k:
         return True
+    flat = _flat(low)
     if _CJK.search(k):
-        if k in re.sub(r"\s+", "", low):
+        if k in flat:
             return True
     elif k in latin or (k.endswith("s") and k[:-1] in latin) or (k + "s") in latin:
         return True
     elif len(k) >= 5 and any(x.startswith(k) for x in latin):  # ResNet → ResNet152
         return True
-    parts = [name_key(p) for p in re.split(r"[-_\s]+", nfkc(name)) if p]
+    parts = [name_key(p) for p in re.split(r"[-_\s]+", normalise(name)) if p]
     tail = "".join(parts[1:])
     if len(parts) >= 2 and re.search(r"[a-z]", tail) and len(tail) >= 2 and tail in latin and \
             (scope is None or parts[0] in scope):  # DeepSeek-R1-Zero written "R1-Zero" in a DeepSeek text
         return True
-    flat = re.sub(r"\s+", "", low)
     for a in aliases.of(name) | aliases.of(k):
         if _CJK.search(a):
             if a in flat:
@@ -427,38 +501,62 @@ def name_in(name: str, latin: tuple[str, ...] | frozenset[str], low: str, aliase
 def number_in(n: Number, values: frozenset[float]) -> bool:
     if n.value in values:
         return True
-    if n.approx:  # "about 60 million" for 62.5 million: same leading digits
+    if n.approx:  # "about 60 million" for 62.5 million: within 5%
         return any(v and abs(v - n.value) / abs(v) <= 0.05 for v in values)
     return False
 
 
-def term_hit(term: str, low: str, flat: str, aliases) -> float:
+def _cjk_share(text: str) -> float:
+    cjk = len(_CJK.findall(text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    return cjk / (cjk + latin / 4) if cjk + latin else 0.0  # ~4 Latin letters per word ≈ 1 character
+
+
+def term_hit(term: str, low: str, aliases) -> float | None:
     """1 if the word (or an alias) occurs; for 3+ Chinese characters the share of its bigrams
-    that do ("传统方法" vs "传统的方法")."""
-    if _CJK.search(term):
+    that do ("传统方法" vs "传统的方法"). None: a word of the other language with no alias
+    cannot be checked here, so it neither counts for nor against."""
+    flat = _flat(low)
+    zh = bool(_CJK.search(term))
+    best = 0.0
+    if zh:
         if term in flat:
             return 1.0
-        best = 0.0
         if len(term) >= 3:
             grams = [term[i:i + 2] for i in range(len(term) - 1)]
             best = sum(g in flat for g in grams) / len(grams)
-    else:
-        stem = _stem(term)
-        if re.search(r"(?<![a-z0-9])" + re.escape(stem), low):
-            return 1.0
-        best = 0.0
-    for a in aliases.of(term):
+    elif re.search(r"(?<![a-z])" + re.escape(_stem(term)), low):
+        return 1.0
+    alias = aliases.of(term)
+    for a in alias:
         if (_CJK.search(a) and a in flat) or (not _CJK.search(a) and re.search(
-                r"(?<![a-z0-9])" + re.escape(_stem(a)), low)):
+                r"(?<![a-z])" + re.escape(_stem(a)), low)):
             return 1.0
+    share = _cjk_share(low)
+    if not alias and best == 0.0 and ((not zh and share > 0.5) or (zh and share < 0.5)):
+        return None
     return best
 
 
 def coverage(terms: list[str], low: str, aliases) -> float | None:
-    if not terms:
-        return None
-    flat = re.sub(r"\s+", "", low)
-    return sum(term_hit(t, low, flat, aliases) for t in terms) / len(terms)
+    """Share of the clause's checkable content words found in `low`; English phrases in the
+    alias table ("residual connection" ↔ 残差连接) count as one."""
+    hits: list[float] = []
+    skip = False
+    for i, t in enumerate(terms):
+        if skip:
+            skip = False
+            continue
+        if i + 1 < len(terms) and not _CJK.search(t) and aliases.of(f"{t} {terms[i + 1]}"):
+            h = term_hit(f"{t} {terms[i + 1]}", low, aliases)
+            if h == 1.0:
+                hits += [1.0, 1.0]
+                skip = True
+                continue
+        h = term_hit(t, low, aliases)
+        if h is not None:
+            hits.append(h)
+    return sum(hits) / len(hits) if hits else None
 
 
 @dataclass
@@ -469,7 +567,19 @@ class ClauseCheck:
     coverage: float | None = None
 
 
-def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float) -> ClauseCheck:
+def _competitor(ctx_names: frozenset[str], claim_keys: set[str], aliases) -> bool:
+    """Does this context name something the claim does not (whose number it may well be)?"""
+    for k in ctx_names:
+        if len(k) < 3 or any(k == c or k.startswith(c) or c.startswith(k) for c in claim_keys):
+            continue
+        if any(name_key(a) in claim_keys for a in aliases.of(k)):
+            continue
+        return True
+    return False
+
+
+def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float,
+                 claim_keys: set[str] | None = None) -> ClauseCheck:
     all_latin = frozenset().union(*(v.latin for v in views))
     all_low = "\n".join(v.low for v in views)
     all_values = frozenset().union(*(v.values for v in views))
@@ -479,20 +589,49 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
     for n in cl.numbers:
         if not number_in(n, all_values):
             return ClauseCheck(cl.text, False, f"number {n.text!r} is in no passage")
-    anchors = cl.anchors
-    best_cov, best_why = -1.0, "no window holds its names and numbers together"
+    keys = set(claim_keys or ()) | {name_key(a) for a in cl.anchors}
+    subject = cl.anchors[0] if cl.anchors else None
+    best_cov, best_why = -1.0, "no passage window holds its names and numbers together"
     for v in views:
-        for w in v.windows:
-            if not all(number_in(n, w.values) for n in cl.numbers):
+        us = v.units
+        subject_here = subject is not None and name_in(subject, v.latin, v.low, aliases, v.latin)
+        for i in range(len(us)):
+            # a small window: the unit and its neighbours — but a table row is a record of its own
+            near = [i] if us[i].kind == "row" else [j for j in (i - 1, i, i + 1) if 0 <= j < len(us)]
+            region = " \n ".join([us[i].ctx] + [us[j].text for j in near if j != i])
+            latin = us[i].latin + tuple(x for j in near if j != i for x in _latin_keys(us[j].text))
+            # every name but the subject must be here; the subject may stand anywhere in the same
+            # passage (a heading, the chunk's first line) when nothing else here competes for it
+            if not all(name_in(a, latin, region, aliases, v.latin) for a in cl.names if a != subject):
                 continue
-            if not all(name_in(a, w.latin, w.tight, aliases, v.latin) for a in anchors):
+            subject_near = subject is None or name_in(subject, latin, region, aliases, v.latin)
+            if not subject_near and not subject_here:
                 continue
-            flat = re.sub(r"\s+", "", w.tight)
-            if not all(n.measure is None or n.year or term_hit(n.measure, w.tight, flat, aliases) >= 0.5
-                       or name_in(n.measure, w.latin, w.tight, aliases) for n in cl.numbers):
-                best_why = "its numbers measure something else here"
+            ok = True
+            for n in cl.numbers:
+                bound = False
+                for j in near:
+                    u = us[j]
+                    if not number_in(n, u.values):
+                        continue
+                    if n.measure and not n.year and term_hit(n.measure, u.ctx, aliases) == 0.0 and \
+                            not name_in(n.measure, u.latin, u.ctx, aliases):
+                        best_why = f"{n.text} measures something else here"
+                        continue
+                    if subject is None or name_in(subject, u.latin, u.ctx, aliases, v.latin) or \
+                            (subject_here and not _competitor(u.names, keys, aliases)):
+                        bound = True
+                        break
+                    best_why = f"{n.text} belongs to another name here"
+                if not bound:
+                    ok = False
+                    break
+            if not ok:
                 continue
-            cov = coverage(cl.terms, w.wide, aliases)
+            if not subject_near and not cl.numbers and \
+                    _competitor(frozenset().union(*(us[j].names for j in near)), keys, aliases):
+                continue
+            cov = coverage(cl.terms, region, aliases)
             cov = 1.0 if cov is None else cov
             if cov > best_cov:
                 best_cov = cov
@@ -518,6 +657,14 @@ def assess(sentence: str, passages: list[str], aliases, threshold: float = 0.5,
     if not claim.clauses or all(c.empty() for c in claim.clauses):
         return Verdict(True, claim.why or "nothing to check")
     views = [view(p) for p in passages]
-    checks = [check_clause(c, views, aliases, threshold) for c in claim.clauses if not c.empty()]
+    for c in claim.clauses:  # "Gemini scores…": a name when the passages write it capitalised
+        if c.maybe:
+            pat = re.compile(r"(?<![A-Za-z])" + re.escape(c.maybe) + r"(?![a-z])")
+            if any(pat.search(v.text) for v in views):
+                c.names.insert(0, c.maybe)
+            elif c.maybe.lower() not in c.terms:
+                c.terms.insert(0, c.maybe.lower())
+    keys = {name_key(n) for c in claim.clauses for n in c.anchors}
+    checks = [check_clause(c, views, aliases, threshold, keys) for c in claim.clauses if not c.empty()]
     bad = next((c for c in checks if not c.supported), None)
     return Verdict(bad is None, bad.why if bad else "every clause found", checks)

@@ -186,3 +186,62 @@ def load(path: Path | str) -> list[dict]:
 
 def _r(x: float | None) -> float | None:
     return round(x, 4) if x is not None else None
+
+
+# ---- the command ---------------------------------------------------------------------------------
+def evaluate(settings, name: str | None, labels: list[dict], calibrate: bool = False) -> dict:
+    """`tutor eval judge`: the named judge's agreement with `labels`; with `calibrate`, its
+    threshold fitted and the agreement cross-validated (judges with a score: llm, combined)."""
+    from .judges import agreement, make_judge
+
+    judge = make_judge(settings, name)
+    if calibrate and not hasattr(judge, "score"):
+        raise ValueError(f"the {judge.name} judge has no score to calibrate (llm and combined do)")
+    out: dict = {"judge": judge.describe()}
+    out.update(agreement(judge, labels))
+    out["judge"] = judge.describe()  # after the run: calls, fallbacks
+    if calibrate:
+        scores = [judge.score(d["claim"], d["passages"], d.get("lang"), d.get("question"))
+                  if any(p.strip() for p in d["passages"]) else -1e9 for d in labels]
+        cv = cross_validate(labels, scores)
+        cv.pop("pred")
+        out["cross_validated"] = cv
+    return out
+
+
+def agreement_md(out: dict) -> str:
+    from .answers import fmt, md_table
+
+    j = out["judge"]
+    who = j["name"] + (f" ({j.get('backend')}/{j.get('model')}, {j.get('mode')})" if j.get("model") else "")
+    parts = [f"## Judge {who} — {j['kind']} — on {out['n']} labels ({out.get('labels', '')})\n",
+             md_table(["accuracy", "κ", "unsupported P", "unsupported R", "tp", "fp", "fn", "tn", "ms / claim"],
+                      [[out["accuracy"], out["kappa"], out["unsupported_precision"], out["unsupported_recall"],
+                        out["tp"], out["fp"], out["fn"], out["tn"], out.get("ms_per_claim")]]),
+             "\n(positive = supported; P / R of “unsupported”: of the claims it rejected, how many the labels "
+             "reject; of the claims the labels reject, how many it caught.)"]
+    if j.get("fallback"):
+        parts.append(f"\n**No log-probabilities** ({j['fallback']}): verdicts were read from the reply text.")
+    for title, key, col in (("By language", "by_lang", "lang"), ("By kind", "by_kind", "kind")):
+        groups = out.get(key) or {}
+        if groups:
+            parts += [f"\n### {title}\n", md_table([col, "n", "accuracy", "κ", "unsupported R", "tp", "fp", "fn", "tn"],
+                                                 [[g, v["n"], v["accuracy"], v["kappa"], v["unsupported_recall"],
+                                                   v["tp"], v["fp"], v["fn"], v["tn"]] for g, v in groups.items()])]
+    if out.get("invented_n"):
+        parts.append(f"\nInvented-claim kinds ({', '.join(INVENTED_KINDS)}): recall of “unsupported” "
+                     f"{fmt(out['invented_unsupported_recall'])} on {out['invented_n']} unsupported claims.")
+    cv = out.get("cross_validated")
+    if cv:
+        parts += [f"\n### Cross-validated ({cv['folds']} folds: threshold fitted on the others, applied to each)\n",
+                  md_table(["accuracy", "κ", "unsupported P", "unsupported R", "tp", "fp", "fn", "tn", "threshold (all labels)"],
+                           [[cv["accuracy"], cv["kappa"], cv["unsupported_precision"], cv["unsupported_recall"],
+                             cv["tp"], cv["fp"], cv["fn"], cv["tn"], cv["threshold"]]])]
+    dis = out.get("disagreements") or []
+    if dis:
+        parts.append("\n### First disagreements\n")
+        for d in dis:
+            kind = f" ({d['kind']})" if d.get("kind") else ""
+            why = f" — {d['why']}" if d.get("why") else ""
+            parts.append(f"- {d['id']}{kind}: label {fmt(d['label'])}, judge {fmt(d['judge'])}: “{d['claim']}”{why}")
+    return "\n".join(parts) + "\n"

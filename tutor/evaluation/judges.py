@@ -310,30 +310,78 @@ def claim_lang(claim: str, lang: str | None = None) -> str:
         return "zh"
     if lang == "en":
         return "en"
-    from tutor.glossary import language
+    # the judge's own script test (not the answer side's glossary.language)
+    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in claim)
+    latin = sum(ch.isascii() and ch.isalpha() for ch in claim)
+    return "zh" if cjk and cjk * 2 >= latin * 0.5 else "en"
 
-    return language(claim)
+
+# yes / no thresholds on the log-odds log P(yes) - log P(no), fitted on the project labels
+# (`tutor eval judge --labels evals/datasets/judge_labels.jsonl --judge llm --calibrate`; the
+# cross-validated agreement is in README). A model not listed gets 0: "yes" more likely than "no".
+CALIBRATED: dict[str, float] = {}
+_YES_TOKENS = frozenset("yes y true 是 对 支持 正确 有".split())
+_NO_TOKENS = frozenset("no n false 否 不 不是 不对 不支持 错误 没有 无".split())
+
+
+def yes_no_logodds(top: dict[str, float]) -> float:
+    """log P(yes-family) - log P(no-family) from first-token log-probabilities ("Yes", " yes",
+    "是" all count as yes). A family absent from the list gets just under the smallest listed."""
+    yes, no = [], []
+    for tok, lp in top.items():
+        t = unicodedata.normalize("NFKC", tok).strip().strip("*_`\"'“”.,:：。").lower()
+        if t in _YES_TOKENS:
+            yes.append(lp)
+        elif t in _NO_TOKENS:
+            no.append(lp)
+    floor = (min(top.values()) if top else 0.0) - 1.0
+    return _logsumexp(yes or [floor]) - _logsumexp(no or [floor])
+
+
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 class LLMJudge(Judge):
     """A strict yes/no entailment question per (claim, passages), in the claim's language, at
     temperature 0, to any backend (`judge_backend` / `judge_model` / `judge_base_url`). The model
-    loads on first use. Unreadable replies count as "not supported" and are counted in
-    `unparseable`, so a judge that ignores the format shows up in the report."""
+    loads on first use.
+
+    Mode `logprob` (default) reads the verdict from the first token's log-probabilities: the
+    log-odds of yes vs no against a threshold calibrated on hand labels (`CALIBRATED`, or
+    `judge_threshold`) — a small model that says "no" to everything still ranks claims, and the
+    threshold puts the cut where the labels do. Mode `text` (or a backend without
+    log-probabilities) parses the reply instead; unreadable replies count as "not supported" and
+    are counted in `unparseable`, so a judge that ignores the format shows up in the report."""
 
     name = "llm"
     kind = "llm"
 
-    def __init__(self, settings: "Settings | None" = None, llm: "LLM | None" = None) -> None:
+    def __init__(self, settings: "Settings | None" = None, llm: "LLM | None" = None,
+                 mode: str | None = None, threshold: float | None = None) -> None:
         super().__init__()
         if settings is None and llm is None:
             raise ValueError("LLMJudge needs settings or an llm")
         self._settings = settings
         self._llm = llm
         self._llm_lock = threading.Lock()
+        self.mode = (mode or (settings.judge_mode if settings else "logprob")).strip().lower()
+        if self.mode not in ("logprob", "text"):
+            raise ValueError(f"unknown judge mode {self.mode!r}: choose logprob or text")
+        self._threshold = threshold if threshold is not None else (settings.judge_threshold if settings else None)
         self.calls = 0
         self.unparseable = 0
         self.unparseable_examples: list[str] = []
+        self.fallback: str | None = None  # why logprob mode fell back to text, if it did
+        self._scores: dict[tuple, float] = {}
+
+    @property
+    def threshold(self) -> float:
+        if self._threshold is not None:
+            return self._threshold
+        model = self._llm.model if self._llm is not None else (self._settings.judge_model if self._settings else "")
+        return CALIBRATED.get(model, 0.0)
 
     @property
     def llm(self) -> "LLM":
@@ -365,11 +413,21 @@ class LLMJudge(Judge):
         s = self._settings
         model = self._llm.model if self._llm is not None else (s.judge_model if s else "")
         backend = self._llm.backend if self._llm is not None else (s.judge_backend if s else "")
-        return {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
-                "calls": self.calls, "unparseable": self.unparseable}
+        out = {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
+               "calls": self.calls, "unparseable": self.unparseable, "mode": self.mode}
+        if self.mode == "logprob":
+            out["threshold"] = round(self.threshold, 4)
+        if self.fallback:
+            out["fallback"] = self.fallback
+        return out
 
-    def messages(self, claim: str, passages: list[str], lang: str | None = None) -> list[dict]:
-        system, user = _PROMPTS[claim_lang(claim, lang)]
+    def messages(self, claim: str, passages: list[str], lang: str | None = None,
+                 question: str | None = None) -> list[dict]:
+        lang = claim_lang(claim, lang)
+        system, user = _PROMPTS[lang]
+        if question:
+            claim = (f"{claim}\n（这是对问题“{question}”的回答）" if lang == "zh"
+                     else f"{claim}\n(an answer to the question: {question})")
         budget, parts = _TOTAL_CHARS, []
         for i, p in enumerate(passages, start=1):
             p = " ".join(p.split())[: min(_PASSAGE_CHARS, budget)]
@@ -380,7 +438,34 @@ class LLMJudge(Judge):
         return [{"role": "system", "content": system},
                 {"role": "user", "content": user.format(passages="\n".join(parts), claim=claim)}]
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def score(self, claim: str, passages: list[str], lang: str | None = None,
+              question: str | None = None) -> float:
+        """log P(yes) - log P(no) of the verdict's first token (cached)."""
+        passages = [p for p in passages if p and p.strip()]
+        key = (claim, tuple(passages), question or None)
+        with self._lock:
+            if key in self._scores:
+                return self._scores[key]
+        top = self.llm.first_token_logprobs(self.messages(claim, passages, lang, question), top=20)
+        value = yes_no_logodds(top)
+        with self._lock:
+            self.calls += 1
+            self._scores[key] = value
+        return value
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
+        from tutor.llm import NoLogprobs
+
+        if self.mode == "logprob" and self.fallback is None:
+            try:
+                return self.score(claim, passages, lang, question) >= self.threshold
+            except NoLogprobs as e:
+                self.fallback = str(e)  # this backend cannot: read the text reply from now on
+        return self._text_verdict(claim, passages, lang, question)
+
+    def _text_verdict(self, claim: str, passages: list[str], lang: str | None,
+                      question: str | None) -> bool:
         from tutor.llm import GenParams
         from tutor.llm.base import is_reasoning_model
 
@@ -388,7 +473,7 @@ class LLMJudge(Judge):
         # a reasoning model thinks before its verdict; an ordinary one needs a few tokens only
         max_tokens = max(self._settings.max_tokens, 1024) if self._settings and \
             is_reasoning_model(llm.model) else 8
-        text, _ = llm.complete(self.messages(claim, passages, lang),
+        text, _ = llm.complete(self.messages(claim, passages, lang, question),
                                GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
         verdict = parse_verdict(text)
         with self._lock:

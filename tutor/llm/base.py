@@ -45,6 +45,10 @@ class LLMError(RuntimeError):
         super().__init__(" ".join(str(message).split()))
 
 
+class NoLogprobs(LLMError):
+    """This backend (or server) cannot return token log-probabilities."""
+
+
 class LLM(ABC):
     backend: str = ""
     model: str = ""
@@ -70,7 +74,7 @@ class LLM(ABC):
     def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
         """Log-probabilities of the likeliest first tokens of the reply (token text → logprob,
         greedy context): a yes/no verdict read from the distribution, not from sampled text."""
-        raise LLMError(f"the {self.backend} backend gives no log-probabilities")
+        raise NoLogprobs(f"the {self.backend} backend gives no log-probabilities")
 
     def close(self) -> None:
         """Release the model or connection; the instance is unusable afterwards."""

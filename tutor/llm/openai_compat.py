@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import httpx
 import openai
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, ThinkSplitter,
+from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, NoLogprobs, ThinkSplitter,
                             default_params, is_reasoning_model)
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class OpenAICompatLLM(LLM):
         try:
             first = resp.choices[0].logprobs.content[0]
         except (AttributeError, IndexError, TypeError):
-            raise LLMError(f"the LLM server at {self.base_url} returned no log-probabilities "
+            raise NoLogprobs(f"the LLM server at {self.base_url} returned no log-probabilities "
                            f"(llama-cpp-python's server needs --logits_all True)") from None
         out: dict[str, float] = {}
         for t in first.top_logprobs or [first]:
