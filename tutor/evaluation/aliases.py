@@ -77,7 +77,7 @@ LISTED: list[tuple[str, str]] = [
 # words that introduce a term rather than belong to it, when reading "…称为循环神经网络（RNN）"
 _LEAD = frozenset("是 和 与 及 或 的 在 用 以 为 把 被 对 即 也 就 却 如 等 中 将 让 使 从 由 "
                   "称为 叫做 叫 使用 利用 采用 用于 作为 例如 比如 包括 以及 通过 基于 就是 这就是 "
-                  "一种 一个 这种 这个 我们 它 它们 其 个 种".split())
+                  "一种 一个 这种 这个 我们 它 它们 其 个 种 了 着 过".split())
 _ZH_EN = re.compile(r"([\u3400-\u9fff]{2,12})\**\s*[（(]\s*([A-Za-z][A-Za-z0-9 \-.+/']{0,48}?)"
                     r"(?:\s*[,，、]\s*([A-Za-z][A-Za-z0-9\-+.]{0,15}))?\s*[)）]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -87,14 +87,19 @@ def _key(s: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", s).lower()).strip()
 
 
-def _zh_tail(run: str) -> str:
-    """The term at the end of a Chinese run: whole jieba words, back to the first lead-in word."""
-    from .claims import cut
+_STOP_POS = ("p", "u", "c", "r", "d", "f", "q")
+_NUMERALS = set("一二两三四五六七八九十百千万亿几")
 
-    words = cut(run)
+
+def _zh_tail(run: str) -> str:
+    """The term at the end of a Chinese run: whole words, back to the first function word or
+    lead-in verb ("何恺明等人提出了残差网络" → 残差网络, "称为循环神经网络" → 循环神经网络)."""
+    from .claims import _tagged
+
     out: list[str] = []
-    for w in reversed(words):
-        if w in _LEAD or sum(len(x) for x in out) + len(w) > 8:
+    for w, pos in reversed(_tagged(run)):
+        if out and (w in _LEAD or pos.startswith(_STOP_POS) or set(w) <= _NUMERALS
+                    or sum(len(x) for x in out) + len(w) > 8):
             break
         out.insert(0, w)
     tail = "".join(out)
@@ -109,38 +114,46 @@ def mine(text: str) -> list[tuple[str, str]]:
         if not zh:
             continue
         for en in (m.group(2), m.group(3)):
-            if en and len(en.strip()) >= 2:
+            if en and len(en.strip()) >= 2 and not re.match(r"(?:vs|e\.?g|i\.?e|see|cf)\b", en.strip(), re.I):
                 out.append((_key(en), zh))
     return out
 
 
 class Aliases:
-    """Symmetric lookup: the other-language names of a word (lower-case English or Chinese)."""
+    """Symmetric lookup: the other-language names of a word (lower-case English or Chinese).
+
+    Mined pairs are noisier than listed ones ("黄金时代（StyleGAN）" is a description, not a
+    translation), so `of(word, trusted=True)` — what name matching uses — returns listed pairs
+    only; content-word coverage uses both."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._map: dict[str, set[str]] = {}
+        self._trusted: dict[str, set[str]] = {}
         for en, zh in pairs:
-            self.add(en, zh)
+            self.add(en, zh, trusted=True)
 
-    def add(self, en: str, zh: str) -> None:
+    def add(self, en: str, zh: str, trusted: bool = False) -> None:
         en, zh = _key(en), _key(zh)
         if en and zh and en != zh:
-            self._map.setdefault(en, set()).add(zh)
-            self._map.setdefault(zh, set()).add(en)
+            for table in (self._map, self._trusted) if trusted else (self._map,):
+                table.setdefault(en, set()).add(zh)
+                table.setdefault(zh, set()).add(en)
 
-    def of(self, word: str) -> set[str]:
+    def of(self, word: str, trusted: bool = False) -> set[str]:
+        table = self._trusted if trusted else self._map
         word = _key(word)
-        found = set(self._map.get(word, ()))
+        found = set(table.get(word, ()))
         if not _CJK.search(word):  # crude English stems: "experts" → "expert"
             for suf in ("es", "s"):
                 if word.endswith(suf) and len(word) - len(suf) >= 3:
-                    found |= self._map.get(word[: -len(suf)], set())
+                    found |= table.get(word[: -len(suf)], set())
         return found
 
     def extended(self, texts: list[str]) -> "Aliases":
         """A copy with the pairs mined from `texts` (the passages being judged) added."""
         new = Aliases([])
         new._map = {k: set(v) for k, v in self._map.items()}
+        new._trusted = self._trusted
         for t in texts:
             for en, zh in _mined_cached(t):
                 new.add(en, zh)

@@ -224,7 +224,7 @@ def _tokens(text: str) -> list[tuple[str, int, int, bool, str]]:
 
 
 # parts of speech that can say what a number counts: nouns, verbal nouns, abbreviations, units
-_MEASURE_POS = ("n", "vn", "j", "eng", "q", "l", "nz", "ns", "nr", "m")
+_MEASURE_POS = ("n", "vn", "j", "eng", "q", "l", "nz", "ns", "nr", "m", "a")
 
 
 def _measure(word: str, latin: bool, pos: str) -> str | None:
@@ -489,7 +489,7 @@ def name_in(name: str, latin, low: str, aliases, scope: frozenset[str] | None = 
     if len(parts) >= 2 and re.search(r"[a-z]", tail) and len(tail) >= 2 and tail in latin and \
             (scope is None or parts[0] in scope):  # DeepSeek-R1-Zero written "R1-Zero" in a DeepSeek text
         return True
-    for a in aliases.of(name) | aliases.of(k):
+    for a in aliases.of(name, trusted=True) | aliases.of(k, trusted=True):
         if _CJK.search(a):
             if a in flat:
                 return True
@@ -572,7 +572,7 @@ def _competitor(ctx_names: frozenset[str], claim_keys: set[str], aliases) -> boo
     for k in ctx_names:
         if len(k) < 3 or any(k == c or k.startswith(c) or c.startswith(k) for c in claim_keys):
             continue
-        if any(name_key(a) in claim_keys for a in aliases.of(k)):
+        if any(name_key(a) in claim_keys for a in aliases.of(k, trusted=True)):
             continue
         return True
     return False
