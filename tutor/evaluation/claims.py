@@ -166,6 +166,8 @@ class Clause:
     terms: list[str] = field(default_factory=list)
     inherited: list[str] = field(default_factory=list)  # names carried over from context
     maybe: str | None = None  # a capitalised first word: a name if the passages capitalise it too
+    context: list[Number] = field(default_factory=list)  # the question's figures a fragment answers
+    # about ("DeepSeekMoE 16B": the 16B says which model), found near the answer's number
 
     @property
     def anchors(self) -> list[str]:
@@ -310,6 +312,8 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
         return Claim(text, [], asserts=True, why="nothing to check")
     if _ENDS_QUESTION.search(text):
         return Claim(text, [], asserts=False, why="a question asserts nothing")
+    if "›" in text:  # "梯度下降 › 小结": a source's label copied from the prompt
+        return Claim(text, [], asserts=False, why="a copied source label asserts nothing")
     pieces = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
     clauses = [parse_clause(p, zh) for p in pieces]
     clauses = [c for c in clauses if not c.empty()] or clauses[:1]
@@ -335,22 +339,33 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
                 # the question's subject: its most specific name (a version beats a family)
                 c.inherited = [next((n for n in q_clause.names if any(ch.isdigit() for ch in n)),
                                     q_clause.names[0])]
-        if q_clause is not None and not c.terms and c.numbers and c.numbers[0].measure is None:
-            c.numbers[0].measure = asked_unit(question or "")  # "多少美元" → a bare "5.6M" is dollars
+        if q_clause is not None and not c.terms and c.numbers:  # a bare fragment answers the question
+            if c.numbers[0].measure is None:
+                c.numbers[0].measure = asked_unit(question or "")  # "多少美元": a bare "5.6M" is dollars
+            c.context = [n for n in q_clause.numbers if not n.year]
     return claim
 
 
-_ASKED = re.compile(r"(?:多少|几)(?:个|块|条|种|位|名|项|次)?([\u3400-\u9fff]{1,4}?)(?:[？?，,。]|$|呢|吗|啊)|"
+_ASKED = re.compile(r"(?:多少|几)(?:个|块|条|种|位|名|项|次)?\s*([\u3400-\u9fff]{1,4}?|[A-Za-z][\w\-]*)\s*(?:[？?，,。]|$|呢|吗|啊|训练|用|来)|"
                     r"how (?:many|much) ([a-z][a-z\- ]{1,30}?)(?:\b(?:do|does|did|is|are|was|were|has|have|had|in|of|per)\b|[?,.]|$)",
                     re.I)
 
 
+_ASKED_BEFORE = re.compile(r"([\u3400-\u9fff]{2,4}|[A-Za-z][\w\-]+)\s*(?:大概|大约|一共|总共|分别)?(?:是|有|为)?多少")
+
+
 def asked_unit(question: str) -> str | None:
-    """What a how-many question counts: "多少美元" → 美元, "how many experts" → experts."""
-    m = _ASKED.search(nfkc(question))
-    if not m:
-        return None
-    unit = (m.group(1) or m.group(2) or "").strip().split(" ")[-1]
+    """What a how-many question counts: "多少美元" → 美元, "how many experts" → experts,
+    "Elo 分数是多少" → 分数."""
+    q = nfkc(question)
+    m = _ASKED.search(q)
+    unit = (m.group(1) or m.group(2) or "").strip().split(" ")[-1] if m else ""
+    if not unit or is_filler(unit):
+        b = _ASKED_BEFORE.search(q)
+        unit = b.group(1) if b else ""
+        if unit and _CJK.search(unit):
+            words = [w for w in cut(unit) if len(w) >= 2 and not is_filler(w)]
+            unit = words[-1] if words else ""
     return unit if unit and not is_filler(unit) else None
 
 
@@ -365,6 +380,7 @@ class Unit:
     latin: tuple[str, ...]  # name keys of the Latin words of ctx
     names: frozenset[str]  # name keys of the names ctx mentions (for "whose number is this?")
     kind: str = "sentence"
+    ctx_values: frozenset[float] = frozenset()
 
 
 @dataclass
@@ -377,15 +393,29 @@ class PassageView:
     names: frozenset[str]
 
 
+# "3. **GPU 加速**", "### 9.5 DeepSeek-V3": list and section numbers are not figures
+_HEADING_NUMBER = re.compile(r"(\s*#{1,6}\s*)(\d{1,2}(?:\.\d{1,2})*\.?)(?=\s)")  # "### 9.5 DeepSeek-V3"
+_LIST_NUMBER = re.compile(r"(\s*(?:[-*+]\s+)?)(\d{1,2}[.)、])(?=\s|\*)")  # "3. **GPU 加速**"
+
+
+def _positions(text: str) -> list[tuple[float, int, int]]:
+    """(value, start, end) of every number in a passage unit, list / section numbers excepted."""
+    body = text
+    for pat in (_HEADING_NUMBER, _LIST_NUMBER):
+        m = pat.match(body)
+        if m:
+            body = body[:m.start(2)] + " " * len(m.group(2)) + body[m.end(2):]
+            break
+    out = [(f.value, f.start, f.end) for f in figures(body)]
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:[kmbt万亿]|million|billion)", body, re.I):
+        out.append((float(f"{float(m.group(1)):.6g}"), m.start(), m.end()))  # the 671 of "671B 参数"
+    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)(?=[a-z])", body, re.I):
+        out.append((float(f"{float(m.group(1)):.6g}"), m.start(), m.end()))  # "6x", "8x7B": digits count too
+    return out
+
+
 def _values(text: str) -> frozenset[float]:
-    out: set[float] = set()
-    for f in figures(text):
-        out.add(f.value)
-    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:[kmbt万亿]|million|billion)", text, re.I):
-        out.add(float(f"{float(m.group(1)):.6g}"))  # "671B" also reads as the 671 in "671B 参数"
-    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)(?=[a-z])", text, re.I):
-        out.add(float(f"{float(m.group(1)):.6g}"))  # "232ms", "6x", "8x7B": the digits count too
-    return frozenset(out)
+    return frozenset(v for line in text.splitlines() for v, _, _ in _positions(line))
 
 
 def _latin_keys(text: str) -> tuple[str, ...]:
@@ -458,7 +488,8 @@ def view(passage: str) -> PassageView:
                 j -= 1
             ctx += path
         body = " \n ".join(pieces[k] for k in sorted(set(ctx)) + [i])
-        out.append(Unit(piece.lower(), body.lower(), _values(piece), _latin_keys(body), _name_set(body), kind))
+        out.append(Unit(piece.lower(), body.lower(), _values(piece), _latin_keys(body), _name_set(body), kind,
+                        _values(body)))
         if kind == "heading":
             path.append(i)
     low = text.lower()
@@ -567,6 +598,25 @@ class ClauseCheck:
     coverage: float | None = None
 
 
+_NEAR = 60  # characters around a number in prose where the word saying what it counts must be
+
+
+def _measured(n: Number, u: "Unit", aliases) -> bool:
+    """Does the passage say the number counts what the claim says ("671B 参数", not "671B
+    tokens")? In prose the word must stand near the number; a table row or a code / list line
+    may have it in its header, lead line or heading."""
+    if u.kind in ("row", "code", "header") and (term_hit(n.measure, u.ctx, aliases) or
+                                                name_in(n.measure, u.latin, u.ctx, aliases)):
+        return True
+    for v, a, b in _positions(u.text):
+        if v != n.value and not (n.approx and v and abs(v - n.value) / abs(v) <= 0.05):
+            continue
+        near = u.text[max(0, a - _NEAR):b + _NEAR]
+        if term_hit(n.measure, near, aliases) or name_in(n.measure, _latin_keys(near), near, aliases):
+            return True
+    return False
+
+
 def _competitor(ctx_names: frozenset[str], claim_keys: set[str], aliases) -> bool:
     """Does this context name something the claim does not (whose number it may well be)?"""
     for k in ctx_names:
@@ -614,8 +664,7 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
                     u = us[j]
                     if not number_in(n, u.values):
                         continue
-                    if n.measure and not n.year and term_hit(n.measure, u.ctx, aliases) == 0.0 and \
-                            not name_in(n.measure, u.latin, u.ctx, aliases):
+                    if n.measure and not n.year and not _measured(n, u, aliases):
                         best_why = f"{n.text} measures something else here"
                         continue
                     if subject is None or name_in(subject, u.latin, u.ctx, aliases, v.latin) or \
@@ -627,6 +676,10 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
                     ok = False
                     break
             if not ok:
+                continue
+            if cl.context and not all(number_in(n, frozenset().union(*(us[j].ctx_values for j in near)))
+                                      for n in cl.context):
+                best_why = "not for the model / setting the question names"
                 continue
             if not subject_near and not cl.numbers and \
                     _competitor(frozenset().union(*(us[j].names for j in near)), keys, aliases):
