@@ -28,7 +28,7 @@ LISTED: list[tuple[str, str]] = [
     ("training", "训练"), ("train", "训练"), ("trained", "训练"), ("pretraining", "预训练"),
     ("pre-training", "预训练"), ("fine-tuning", "微调"), ("fine-tune", "微调"), ("finetuning", "微调"),
     ("inference", "推理"), ("reasoning", "推理"), ("cost", "成本"), ("costs", "成本"), ("hours", "小时"),
-    ("gpu hours", "gpu小时"), ("dollars", "美元"), ("usd", "美元"), ("$", "美元"), ("memory", "显存"),
+    ("gpu hours", "gpu小时"), ("dollars", "美元"), ("usd", "美元"), ("$", "美元"), ("dollars", "钱"), ("$", "钱"), ("$", "dollars"), ("memory", "显存"),
     ("memory", "内存"), ("speed", "速度"), ("throughput", "吞吐量"), ("latency", "延迟"),
     ("expert", "专家"), ("experts", "专家"), ("routed expert", "路由专家"), ("shared expert", "共享专家"),
     ("activated", "激活"), ("active", "激活"), ("total", "总"), ("total parameters", "总参数"),

@@ -65,6 +65,11 @@ _CLAUSE_SPLIT = re.compile(r"[；;]|[，,](?!\d{3})\s*|(?<=[\u3400-\u9fff])而(?
                            re.I)
 _ENDS_QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.]?\s*$")
 _LEAD_IN = re.compile(r"[:：]\s*$")
+# an exercise's instruction copied as an answer: "请试着去实现它", "参考…以实现", "Try to…"
+_INSTRUCTION = re.compile(r"^\W*(?:请|试着|试试|尝试|参考|详见|参见|(?:please|try|see|refer to|consider|note that)\b)",
+                          re.I)
+# a heading copied as a sentence: "Long Context Extension", "4.3. Long Context Extension"
+_TITLE = re.compile(r"(?:\d+(?:\.\d+)*\.?\s+)?(?:[A-Z][\w\-]*)(?:\s+(?:[A-Z][\w\-]*|of|and|for|the|in|to|with)){0,6}[.:]?")
 # a sentence that starts by pointing back ("这一发现…", "It…") is read with the one before it
 _ANAPHOR = re.compile(r"^\W*(?:这|该|此|其|它|他|她|上述|例如|比如|此外|另外|同时|因此|"
                       r"(?:this|that|these|those|it|its|they|their|such|for instance|for example|"
@@ -156,6 +161,7 @@ class Number:
     measure: str | None  # the word saying what it counts ("专家", "parameters"), if any
     year: bool = False
     approx: bool = False
+    qualifier: bool = False  # "DeepSeekMoE 16B": part of the name, not a quantity of it
 
 
 @dataclass
@@ -232,6 +238,7 @@ _MEASURE_POS = ("n", "vn", "j", "eng", "q", "l", "nz", "ns", "nr", "m", "a")
 def _measure(word: str, latin: bool, pos: str) -> str | None:
     if latin:
         return None if is_filler(word) or len(word) < 2 else word
+    word = re.sub(r"(?:大约|约为|约|近)$", "", word)  # jieba's "差约": the hedge is not the measure
     word = re.sub(r"^[万亿千]+", "", word) if pos == "m" else word  # "万美元" → 美元
     if len(word) < 2 or word in _CLASSIFIERS or is_filler(word) or not pos.startswith(_MEASURE_POS):
         return None
@@ -268,7 +275,7 @@ def parse_clause(text: str, zh: bool) -> Clause:
                     cl.terms.append(low)
             first_latin = False
         else:
-            w = re.sub(r"^[万亿千]+", "", w)  # "万美元": the scale belongs to the number
+            w = re.sub(r"^[万亿千]+|(?:大约|约为|约)$", "", w)  # "万美元", "差约": scale and hedge are not words
             if len(w) >= 2 and not is_filler(w) and w not in seen and w not in cl.terms:
                 cl.terms.append(w)
     # the subject is the name said first
@@ -289,7 +296,11 @@ def parse_clause(text: str, zh: bool) -> Clause:
                 measure = _measure(w, latin, pos)
                 break
         approx = bool(_APPROX.search(text[max(0, f.start - 8):f.start]))
-        cl.numbers.append(Number(f.value, f.percent, raw, measure, is_year, approx))
+        qualifier = bool(re.search(r"[A-Za-z0-9][\w\-.]*\s?$", text[max(0, f.start - 30):f.start])) and \
+            bool(re.fullmatch(r"[\d.]+\s?[bmkt]", raw.strip(), re.I)) and \
+            any(text[max(0, f.start - 30):f.start].rstrip().endswith(n) for n in cl.names)
+        cl.numbers.append(Number(f.value, f.percent, raw, None if qualifier else measure, is_year, approx,
+                                 qualifier))
     return cl
 
 
@@ -314,6 +325,10 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
         return Claim(text, [], asserts=False, why="a question asserts nothing")
     if "›" in text:  # "梯度下降 › 小结": a source's label copied from the prompt
         return Claim(text, [], asserts=False, why="a copied source label asserts nothing")
+    if _INSTRUCTION.match(text):
+        return Claim(text, [], asserts=False, why="an instruction asserts nothing")
+    if _TITLE.fullmatch(text):
+        return Claim(text, [], asserts=False, why="a copied heading asserts nothing")
     pieces = [p.strip() for p in _CLAUSE_SPLIT.split(text) if p and p.strip()]
     clauses = [parse_clause(p, zh) for p in pieces]
     clauses = [c for c in clauses if not c.empty()] or clauses[:1]
@@ -358,6 +373,11 @@ def asked_unit(question: str) -> str | None:
     """What a how-many question counts: "多少美元" → 美元, "how many experts" → experts,
     "Elo 分数是多少" → 分数."""
     q = nfkc(question)
+    if re.search(r"\b(?:dollars?|usd)\b|\$|美元|多少钱", q, re.I):  # a cost asked in money
+        return "dollars"
+    inn = re.search(r"\bin ([a-z][a-z ]{1,20}?)\s*[?？]\s*$", q, re.I)  # "…measured in tokens?"
+    if inn and not is_filler(inn.group(1).split()[-1]):
+        return inn.group(1).split()[-1]
     m = _ASKED.search(q)
     unit = (m.group(1) or m.group(2) or "").strip().split(" ")[-1] if m else ""
     if not unit or is_filler(unit):
@@ -407,8 +427,6 @@ def _positions(text: str) -> list[tuple[float, int, int]]:
             body = body[:m.start(2)] + " " * len(m.group(2)) + body[m.end(2):]
             break
     out = [(f.value, f.start, f.end) for f in figures(body)]
-    for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:[kmbt万亿]|million|billion)", body, re.I):
-        out.append((float(f"{float(m.group(1)):.6g}"), m.start(), m.end()))  # the 671 of "671B 参数"
     for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?)(?=[a-z])", body, re.I):
         out.append((float(f"{float(m.group(1)):.6g}"), m.start(), m.end()))  # "6x", "8x7B": digits count too
     return out
@@ -438,7 +456,10 @@ _CAPITALISED = re.compile(r"(?<![A-Za-z0-9\-])[A-Z][a-z]{2,}(?![A-Za-z0-9])")
 def _name_set(text: str) -> frozenset[str]:
     """Name keys a passage text mentions: typed names and capitalised words (not fillers)."""
     out = {name_key(n) for n in _typed_names(text)}
-    out |= {name_key(w) for w in _CAPITALISED.findall(text) if not is_filler(w)}
+    for m in _CAPITALISED.finditer(text):  # "Among the routed experts…": not a name
+        before = text[:m.start()].rstrip(" *_`\"'“(")
+        if before and before[-1] not in ".!?:;。！？：；\n" and not is_filler(m.group(0)):
+            out.add(name_key(m.group(0)))
     out |= {p for p in _people(text)} if _CJK.search(text) else set()
     return frozenset(k for k in out if k)
 
@@ -659,6 +680,11 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
                 continue
             ok = True
             for n in cl.numbers:
+                if n.qualifier:  # the model's size, said with its name: in the window is enough
+                    if not any(number_in(n, us[j].ctx_values) for j in near):
+                        ok = False
+                        break
+                    continue
                 bound = False
                 for j in near:
                     u = us[j]
