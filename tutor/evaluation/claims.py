@@ -129,6 +129,7 @@ def is_filler(word: str) -> bool:
     return w in STOPWORDS or w in _EN_FILLER or w in _ZH_FILLER
 
 
+@lru_cache(maxsize=50000)
 def name_key(name: str) -> str:
     """DeepSeek-V3, deepseek v3 and DEEPSEEK_V3 are one name; 3×3 is 3x3."""
     return re.sub(r"[\s\-_.·/]+", "", nfkc(name).lower().replace("×", "x"))
@@ -436,6 +437,7 @@ def _values(text: str) -> frozenset[float]:
     return frozenset(v for line in text.splitlines() for v, _, _ in _positions(line))
 
 
+@lru_cache(maxsize=20000)
 def _latin_keys(text: str) -> tuple[str, ...]:
     out = []
     for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9\-_.+/]*[A-Za-z0-9]|[A-Za-z]", text):
@@ -460,7 +462,6 @@ def _name_set(text: str) -> frozenset[str]:
         before = text[:m.start()].rstrip(" *_`\"'“(")
         if before and before[-1] not in ".!?:;。！？：；\n" and not is_filler(m.group(0)):
             out.add(name_key(m.group(0)))
-    out |= {p for p in _people(text)} if _CJK.search(text) else set()
     return frozenset(k for k in out if k)
 
 
