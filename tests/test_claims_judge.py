@@ -203,3 +203,16 @@ def test_default_judge_is_claims() -> None:
     from tutor.config import Settings
 
     assert make_judge(Settings()).name == "claims"
+
+
+@pytest.mark.slow
+def test_eval_judge_command_calibrates_the_llm_judge(tmp_path: Path) -> None:
+    """`--judge llm --calibrate` on a real (tiny) model: log-odds scored, threshold fitted per fold."""
+    path = _labels_file(tmp_path)
+    res = CliRunner().invoke(app, ["eval", "judge", "--labels", str(path), "--judge", "llm", "--judge-model",
+                                   "smollm2-135m", "--calibrate", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["judge"]["mode"] == "logprob" and out["judge"]["calls"] == 4 and "fallback" not in out["judge"]
+    cv = out["cross_validated"]
+    assert cv["folds"] == 5 and isinstance(cv["threshold"], float) and cv["tp"] + cv["fp"] + cv["fn"] + cv["tn"] == 4
