@@ -68,6 +68,7 @@ LISTED: list[tuple[str, str]] = [
     ("improve", "提高"), ("improves", "提升"), ("increase", "增加"), ("reduce", "降低"), ("reduce", "减少"),
     ("fewer", "少"), ("faster", "更快"), ("slower", "更慢"), ("larger", "更大"), ("smaller", "更小"),
     ("better", "更好"), ("size", "大小"), ("size", "规模"), ("number", "数量"), ("ratio", "比例"),
+    ("step", "步"), ("steps", "步骤"), ("times", "次"), ("epochs", "轮"), ("pairs", "对"), ("gpus", "块"),
     ("ms", "毫秒"), ("millisecond", "毫秒"), ("second", "秒"), ("hour", "小时"), ("day", "天"),
     ("week", "周"), ("month", "月"), ("words", "单词"), ("word", "词"), ("pairs", "对"),
     ("rnn", "循环神经网络"), ("cnn", "卷积神经网络"), ("lstm", "长短期记忆"), ("gru", "门控循环单元"),

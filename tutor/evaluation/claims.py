@@ -173,6 +173,7 @@ class Clause:
     terms: list[str] = field(default_factory=list)
     inherited: list[str] = field(default_factory=list)  # names carried over from context
     maybe: str | None = None  # a capitalised first word: a name if the passages capitalise it too
+    from_question: bool = False  # `inherited` are the question's names: any one may be the subject
     context: list[Number] = field(default_factory=list)  # the question's figures a fragment answers
     # about ("DeepSeekMoE 16B": the 16B says which model), found near the answer's number
 
@@ -352,9 +353,10 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
             c.inherited = list(prev)
         elif c.numbers or not c.terms:
             if q_clause is not None and q_clause.names:
-                # the question's subject: its most specific name (a version beats a family)
-                c.inherited = [next((n for n in q_clause.names if any(ch.isdigit() for ch in n)),
-                                    q_clause.names[0])]
+                # the question's names, the most specific first (a version beats a family): the
+                # fragment is about whichever of them the passage speaks of
+                c.inherited = sorted(q_clause.names, key=lambda n: not any(ch.isdigit() for ch in n))
+                c.from_question = True
         if q_clause is not None and not c.terms and c.numbers:  # a bare fragment answers the question
             if c.numbers[0].measure is None:
                 c.numbers[0].measure = asked_unit(question or "")  # "多少美元": a bare "5.6M" is dollars
@@ -662,10 +664,14 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
         if not number_in(n, all_values):
             return ClauseCheck(cl.text, False, f"number {n.text!r} is in no passage")
     keys = set(claim_keys or ()) | {name_key(a) for a in cl.anchors}
-    subject = cl.anchors[0] if cl.anchors else None
     best_cov, best_why = -1.0, "no passage window holds its names and numbers together"
     for v in views:
         us = v.units
+        subject = cl.anchors[0] if cl.anchors else None
+        if cl.from_question and not cl.names and not any(ch.isdigit() for ch in subject or ""):
+            # no versioned model in the question ("DeepSeek-V3" would have to be the one): the
+            # fragment is about whichever of the question's names this passage speaks of
+            subject = next((a for a in cl.inherited if name_in(a, v.latin, v.low, aliases, v.latin)), subject)
         subject_here = subject is not None and name_in(subject, v.latin, v.low, aliases, v.latin)
         for i in range(len(us)):
             # a small window: the unit and its neighbours — but a table row is a record of its own
