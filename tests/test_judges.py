@@ -15,6 +15,7 @@ from tutor.evaluation.judges import (
     last_judge,
     make_judge,
     parse_verdict,
+    yes_no_logodds,
 )
 from tutor.llm import LLM, Delta, GenParams
 
@@ -142,3 +143,84 @@ def test_llm_judge_shares_the_answering_model_only_when_identical() -> None:
                                judge_model="m", judge_base_url="http://b/v1"))
     remote.share_llm(answering)
     assert remote._llm is None
+
+
+# ---- LLM judge from yes/no log-probabilities -----------------------------------------------------
+@pytest.mark.parametrize("top,sign", [
+    ({"Yes": -0.2, "No": -2.0, " yes": -3.0}, 1), ({"否": -0.1, "是": -2.5}, -1),
+    ({"No": -0.7, "no": -1.0, "Yes": -0.9}, -1), ({"The": -0.1, "yes": -3.0}, 1),  # "no" absent: floor below
+])
+def test_yes_no_logodds(top: dict, sign: int) -> None:
+    assert (yes_no_logodds(top) > 0) == (sign > 0)
+
+
+def test_yes_no_logodds_sums_each_family() -> None:
+    import math
+
+    v = yes_no_logodds({"Yes": math.log(0.3), "yes": math.log(0.1), "No": math.log(0.4)})
+    assert v == pytest.approx(math.log(0.4) - math.log(0.4))
+
+
+class LogprobLLM(ScriptedLLM):
+    """Scripted first-token distributions, to check the threshold logic (the real model below)."""
+
+    def __init__(self, tops: list[dict]) -> None:
+        super().__init__([])
+        self.tops = list(tops)
+
+    def first_token_logprobs(self, messages, top=20):
+        self.seen.append((messages, None))
+        return self.tops.pop(0)
+
+
+def test_llm_judge_logprob_mode_uses_the_threshold() -> None:
+    llm = LogprobLLM([{"yes": -1.2, "no": -0.4}, {"yes": -3.0, "no": -0.1}])
+    j = LLMJudge(llm=llm, threshold=-1.0)  # calibrated cut: "no" may win and still pass
+    assert j.supported("AlexNet 的错误率为 15.3%。", [ALEX], "zh") is True  # -0.8 >= -1.0
+    assert j.supported("AlexNet had 70M parameters.", [ALEX], None, "How many?") is False  # -2.9
+    assert j.calls == 2 and j.describe()["mode"] == "logprob" and j.describe()["threshold"] == -1.0
+    assert "How many?" in llm.seen[1][0][1]["content"]  # the question goes into the prompt
+    assert j.score("AlexNet had 70M parameters.", [ALEX], None, "How many?") == pytest.approx(-2.9)  # cached
+    assert j.calls == 2
+
+
+def test_llm_judge_falls_back_to_text_without_logprobs() -> None:
+    j = LLMJudge(llm=ScriptedLLM(["yes"]))
+    assert j.supported("AlexNet 的错误率为 15.3%。", [ALEX]) is True
+    assert j.fallback and "no log-probabilities" in j.describe()["fallback"]
+    with pytest.raises(ValueError, match="unknown judge mode"):
+        LLMJudge(llm=ScriptedLLM([]), mode="vibes")
+
+
+@pytest.mark.slow
+def test_llamacpp_first_token_logprobs_match_llama_cpp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The logits read inside the sampler are llama.cpp's own: same top tokens and log-probs as
+    `create_chat_completion(logprobs=True)` on a model loaded with logits_all."""
+    from llama_cpp import Llama
+
+    from tutor.llm.llamacpp import LlamaCppLLM
+
+    s = Settings(model="smollm2-135m", n_ctx=1024, home=tmp_path_factory.mktemp("home"))
+    msgs = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
+    with LlamaCppLLM(s) as llm:
+        mine = llm.first_token_logprobs(msgs, 5)
+        ref = Llama(model_path=str(llm.path), n_ctx=1024, logits_all=True, verbose=False)
+    r = ref.create_chat_completion(messages=msgs, max_tokens=1, temperature=0, logprobs=True, top_logprobs=5)
+    theirs = {t["token"]: t["logprob"] for t in r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
+    ref.close()
+    assert list(mine) == list(theirs)
+    assert all(mine[t] == pytest.approx(theirs[t], abs=1e-4) for t in theirs)
+
+
+@pytest.mark.slow
+def test_llm_judge_logprobs_over_the_openai_api(llm_server) -> None:
+    """`--judge-backend openai`: the server's top_logprobs give the verdict (vLLM does the same)."""
+    s = Settings(judge_backend="openai", judge_model=llm_server.model, judge_base_url=llm_server.base_url,
+                 timeout_s=60.0, retries=0)
+    j = make_judge(s, "llm")
+    v = j.score("AlexNet 的 Top-5 错误率为 15.3%。", [ALEX], "zh")
+    assert isinstance(v, float) and j.calls == 1 and j.fallback is None
+    top = j.llm.first_token_logprobs(j.messages("AlexNet had 60M parameters.", [ALEX]), 5)
+    assert 1 <= len(top) <= 5 and all(lp <= 0.0 for lp in top.values())
+    assert isinstance(j.supported("AlexNet had 60M parameters.", [ALEX]), bool)
+    j.llm.close()

@@ -435,7 +435,7 @@ def eval_cmd(
     backend: Optional[str] = typer.Option(None, "--backend"),
     model: Optional[str] = typer.Option(None, "--model"),
     base_url: Optional[str] = typer.Option(None, "--base-url"),
-    judge: Optional[str] = typer.Option(None, "--judge", help="lexical | llm"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="claims | lexical | llm | combined"),
     judge_model: Optional[str] = typer.Option(None, "--judge-model"),
     judge_backend: Optional[str] = typer.Option(None, "--judge-backend"),
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url"),
@@ -489,6 +489,41 @@ def eval_compare(run_a: Path = typer.Argument(..., help="run folder A"),
 
     with user_errors():
         console.print(Markdown(compare_cli(run_a, run_b)))
+
+
+@eval_app.command("judge")
+def eval_judge(
+    labels: Path = typer.Option(..., "--labels", help="hand labels, JSONL (evals/JUDGE_LABELS.md)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="claims | lexical | llm | combined"),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model"),
+    judge_backend: Optional[str] = typer.Option(None, "--judge-backend"),
+    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url"),
+    judge_mode: Optional[str] = typer.Option(None, "--judge-mode", help="llm judge: logprob | text"),
+    calibrate: bool = typer.Option(False, "--calibrate",
+                                   help="fit the llm / combined judge's threshold, cross-validated (5 folds)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N labels"),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Agreement of a judge with hand labels: accuracy, Cohen's κ, precision / recall of
+    "unsupported", confusion counts, per language and kind, and the first disagreements."""
+    from rich.markdown import Markdown
+
+    from .evaluation.judge_eval import agreement_md, evaluate, load
+
+    with user_errors():
+        s = settings(judge=judge, judge_model=judge_model, judge_backend=judge_backend,
+                     judge_base_url=judge_base_url, judge_mode=judge_mode)
+        rows = load(labels)
+        if limit is not None:
+            if limit < 1:
+                raise ValueError("--limit must be at least 1")
+            rows = rows[:limit]
+        out = evaluate(s, s.judge, rows, calibrate=calibrate)
+        out["labels"] = str(labels)
+        if json_out:
+            print(json.dumps(out, ensure_ascii=False, indent=1))
+        else:
+            console.print(Markdown(agreement_md(out)))
 
 
 def _print_summary(report: dict) -> None:

@@ -83,7 +83,9 @@ class Settings:
     # false refusals on dev + check at every level tried, 0.1–0.5, while names/figure/measure rules catch the near misses)
     min_evidence_score: float = 0.0  # best unit's score below this: decline
     # judging (evals): configured apart from the answering model
-    judge: str = "lexical"  # lexical | llm
+    judge: str = "claims"  # claims | lexical | llm
+    judge_mode: str = "logprob"  # llm judge: logprob (yes/no log-odds vs a calibrated threshold) | text
+    judge_threshold: float | None = None  # llm judge log-odds cut; None: calibrated value for the model
     judge_backend: str = "llamacpp"
     judge_model: str = "qwen2.5-coder-0.5b"
     judge_base_url: str = "http://127.0.0.1:8000/v1"

@@ -24,7 +24,7 @@ LOW_RECALL = 0.5  # below this an answer is listed under "what went wrong"
 
 
 # ---- ALCE citation metrics and faithfulness ---------------------------------------------------
-def citation_scores(answer: str, sources: list[str], judge: Judge) -> dict:
+def citation_scores(answer: str, sources: list[str], judge: Judge, question: str | None = None) -> dict:
     """ALCE (Gao et al. 2023) per answer, over its sentences.
 
     recall: share of sentences whose cited passages (together) support them; a sentence without
@@ -32,6 +32,7 @@ def citation_scores(answer: str, sources: list[str], judge: Judge) -> dict:
     precision: share of citations that are needed. In a supported sentence a citation is not
     needed when it alone does not support the sentence AND the other cited passages still do; in
     an unsupported sentence no citation is needed (all are irrelevant). No citations at all → 0.
+    `question` lets the judge read a fragment as its answer and see a restated question.
     """
     details, supported, needed, total = [], 0, 0, 0
     sents = split_sentences(answer)
@@ -39,16 +40,16 @@ def citation_scores(answer: str, sources: list[str], judge: Judge) -> dict:
         claim, cites = strip_citations(sent), citations_in(sent)
         total += len(cites)
         valid = bool(cites) and all(1 <= n <= len(sources) for n in cites)
-        ok = valid and judge.supported(claim, [sources[n - 1] for n in cites])
+        ok = valid and judge.supported(claim, [sources[n - 1] for n in cites], None, question)
         supported += ok
         n_needed = 0
         if ok and len(cites) == 1:
             n_needed = 1
         elif ok:
             for n in cites:
-                alone = judge.supported(claim, [sources[n - 1]])
+                alone = judge.supported(claim, [sources[n - 1]], None, question)
                 rest = [sources[m - 1] for m in cites if m != n]
-                n_needed += alone or not judge.supported(claim, rest)
+                n_needed += alone or not judge.supported(claim, rest, None, question)
         needed += n_needed
         details.append({"sentence": sent, "cites": cites, "supported": ok, "needed": n_needed})
     return {"recall": supported / len(sents) if sents else None,
@@ -56,11 +57,12 @@ def citation_scores(answer: str, sources: list[str], judge: Judge) -> dict:
             "sentences": details}
 
 
-def faithfulness(answer: str, sources: list[str], judge: Judge) -> tuple[float | None, list[bool]]:
+def faithfulness(answer: str, sources: list[str], judge: Judge,
+                 question: str | None = None) -> tuple[float | None, list[bool]]:
     """RAGAS-style: share of answer sentences supported by all retrieved sources together —
     whether or not the answer cited them; it asks "did the model make things up?"."""
     claims = [strip_citations(s) for s in split_sentences(answer)]
-    verdicts = [judge.supported(c, sources) for c in claims]
+    verdicts = [judge.supported(c, sources, None, question) for c in claims]
     return (sum(verdicts) / len(verdicts) if verdicts else None), verdicts
 
 
@@ -117,8 +119,8 @@ def score_answer(item: EvalItem, ans: dict, judge: Judge) -> tuple[dict, list[di
     details: list[dict] = []
     if not refused:
         sources = [s.get("text", "") for s in ans.get("sources") or []]
-        cit = citation_scores(text, sources, judge)
-        faith, verdicts = faithfulness(text, sources, judge)
+        cit = citation_scores(text, sources, judge, item.question)
+        faith, verdicts = faithfulness(text, sources, judge, item.question)
         if cit["recall"] is None:  # nothing but markers / punctuation: no claim is supported
             cit["recall"] = cit["precision"] = 0.0
         scores.update(citation_recall=_r(cit["recall"]), citation_precision=_r(cit["precision"]),
@@ -258,8 +260,8 @@ def _throughput(rows: list[dict], wall_s: float | None, resumed: int) -> dict:
 def _judge_section(rows: list[dict], labels_path) -> dict:
     from pathlib import Path
 
-    name = next((r["judge"] for r in rows if r.get("judge")), "lexical")
-    judge = last_judge(name) or (make_judge(None, "lexical") if name == "lexical" else None)
+    name = next((r["judge"] for r in rows if r.get("judge")), "claims")
+    judge = last_judge(name) or (make_judge(None, name) if name in ("lexical", "claims") else None)
     out = judge.describe() if judge else {"name": name, "kind": "llm" if name == "llm" else "heuristic"}
     path = Path(labels_path) if labels_path else _labels_file()
     out["labels"] = str(path) if path and path.is_file() else None
@@ -356,7 +358,11 @@ def answers_md(report: dict, items: list[EvalItem], rows: list[dict]) -> str:
 def _judge_md(j: dict) -> str:
     who = j["name"] + (f" ({j.get('backend')}/{j.get('model')})" if j.get("model") else "")
     lines = [f"\n### Judge: {who} — {j['kind']}\n"]
-    if j.get("kind") == "heuristic":
+    if j.get("name") == "claims":
+        lines.append("Citation and faithfulness scores come from the claims judge: a sentence counts as supported "
+                     "only when its names and numbers occur together in one passage sentence / table row, "
+                     "with its other words mostly there. A heuristic without a model: read its agreement below.")
+    elif j.get("kind") == "heuristic":
         lines.append("Citation and faithfulness scores come from a lexical heuristic (numbers + term overlap), "
                      "not from a model: read them as a proxy.")
     if j.get("unparseable"):
@@ -369,7 +375,9 @@ def _judge_md(j: dict) -> str:
     verdict = ("poor — do not trust its citation / faithfulness numbers" if k is None or k < 0.4 else
                "moderate" if k < 0.6 else "good" if k < 0.8 else "very good")
     lines.append(f"Agreement with {a['n']} hand labels: accuracy {fmt(a['accuracy'])}, Cohen's κ {fmt(k)} "
-                 f"(**{verdict}**); tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']}.")
+                 f"(**{verdict}**); tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']}"
+                 + (f"; “unsupported” precision {fmt(a.get('unsupported_precision'))}, "
+                    f"recall {fmt(a.get('unsupported_recall'))}" if "unsupported_recall" in a else "") + ".")
     for d in a.get("disagreements", [])[:5]:
         lines.append(f"- {d['id']}: label {fmt(d['label'])}, judge {fmt(d['judge'])}: “{d['claim']}”")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tutor.config import Settings
     from tutor.llm import LLM
 
-JUDGES = ("lexical", "llm")
+JUDGES = ("claims", "lexical", "llm")
 
 
 class Judge:
@@ -36,26 +36,31 @@ class Judge:
         self._cache: dict[tuple, bool] = {}
         self._lock = threading.Lock()
 
-    def supported(self, claim: str, passages: list[str], lang: str | None = None) -> bool:
+    def supported(self, claim: str, passages: list[str], lang: str | None = None,
+                  question: str | None = None) -> bool:
+        """`question`: the question the sentence answers, when known — a fragment ("33%")
+        is read as its answer, and a sentence that only restates it asserts nothing."""
         passages = [p for p in passages if p and p.strip()]
         if not passages:
             return False  # nothing cited, nothing supports
-        key = (claim, tuple(passages))
+        key = (claim, tuple(passages), question or None)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        verdict = bool(self._judge(claim, passages, lang))
+        verdict = bool(self._judge(claim, passages, lang, question or None))
         with self._lock:
             self._cache[key] = verdict
         return verdict
 
-    def supported_many(self, cases: Iterable[tuple[str, list[str], str | None]]) -> list[bool]:
-        return [self.supported(c, p, lang) for c, p, lang in cases]
+    def supported_many(self, cases: Iterable[tuple]) -> list[bool]:
+        """Cases are (claim, passages, lang) or (claim, passages, lang, question)."""
+        return [self.supported(*case) for case in cases]
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind}
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
         raise NotImplementedError
 
 
@@ -230,9 +235,39 @@ class LexicalJudge(Judge):
             got += w * hit
         return got / total
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
         cov = self.coverage(claim, passages)
         return True if cov is None else cov >= self.threshold
+
+
+# ---- claims judge ------------------------------------------------------------------------------
+class ClaimsJudge(Judge):
+    """Claims, not bags of words (claims.py): every clause's names and numbers must occur
+    together in one evidence window of the passages — a sentence, a table row with its header, a
+    code line with its block's lead — units normalised and zh↔en names matched through the
+    judge's own alias table, and its other content words mostly covered there (`threshold`).
+    A question, or a sentence that only restates the question, asserts nothing: unsupported.
+    Deterministic, no model; `explain()` says why a sentence failed."""
+
+    name = "claims"
+    kind = "heuristic"
+
+    def __init__(self, threshold: float = 0.5, corpus_dir: "str | Path | None" = None) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.corpus_dir = str(corpus_dir) if corpus_dir else None
+
+    def explain(self, claim: str, passages: list[str], question: str | None = None):
+        from .aliases import base_aliases
+        from .claims import assess
+
+        aliases = base_aliases(self.corpus_dir).extended(passages)
+        return assess(claim, passages, aliases, self.threshold, question)
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
+        return self.explain(claim, passages, question).supported
 
 
 # ---- LLM judge ---------------------------------------------------------------------------------
@@ -250,7 +285,38 @@ _YES, _NO = "yes", "no"
 _START = re.compile(r"^[\s*_`\"'“「(（]*(yes|no|是|否|不是|不支持|支持|对|不对|正确|错误)", re.I)
 _START_MAP = {"yes": _YES, "no": _NO, "是": _YES, "否": _NO, "不是": _NO, "不支持": _NO, "支持": _YES,
               "对": _YES, "不对": _NO, "正确": _YES, "错误": _NO}
-_PASSAGE_CHARS, _TOTAL_CHARS = 1500, 6000  # keeps prompt + passages inside a 4k context
+_PASSAGE_CHARS, _TOTAL_CHARS = 450, 1800  # per passage / in all: the sentences nearest the claim, fast on a CPU
+
+
+def focus(passage: str, claim: str, budget: int = _PASSAGE_CHARS) -> str:
+    """The part of a passage a verdict depends on: its units (sentences, rows, lines) that
+    share the most terms with the claim, in reading order, within `budget` characters. A small
+    model reads a short prompt faster and gets lost less; the whole passage when it fits."""
+    from tutor.text import terms, units
+
+    text = " ".join(passage.split()) if len(passage) <= budget else passage
+    if len(text) <= budget:
+        return text
+    want = terms(claim)
+    spans = units(passage)
+    scored = sorted(range(len(spans)), key=lambda i: -len(want & terms(passage[spans[i].start:spans[i].end])))
+    keep: list[int] = []
+    used = 0
+    for i in scored:
+        piece = passage[spans[i].start:spans[i].end]
+        if used + len(piece) > budget and keep:
+            continue
+        keep.append(i)
+        used += len(piece) + 3
+        if used >= budget:
+            break
+    out, prev = [], None
+    for i in sorted(keep):
+        if prev is not None and i != prev + 1:
+            out.append("…")
+        out.append(" ".join(passage[spans[i].start:spans[i].end].split())[:budget])
+        prev = i
+    return " ".join(out)
 
 
 def parse_verdict(text: str) -> bool | None:
@@ -274,30 +340,78 @@ def claim_lang(claim: str, lang: str | None = None) -> str:
         return "zh"
     if lang == "en":
         return "en"
-    from tutor.glossary import language
+    # the judge's own script test (not the answer side's glossary.language)
+    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in claim)
+    latin = sum(ch.isascii() and ch.isalpha() for ch in claim)
+    return "zh" if cjk and cjk * 2 >= latin * 0.5 else "en"
 
-    return language(claim)
+
+# yes / no thresholds on the log-odds log P(yes) - log P(no), fitted on the project labels
+# (`tutor eval judge --labels evals/datasets/judge_labels.jsonl --judge llm --calibrate`; the
+# cross-validated agreement is in README). A model not listed gets 0: "yes" more likely than "no".
+CALIBRATED: dict[str, float] = {}
+_YES_TOKENS = frozenset("yes y true 是 对 支持 正确 有".split())
+_NO_TOKENS = frozenset("no n false 否 不 不是 不对 不支持 错误 没有 无".split())
+
+
+def yes_no_logodds(top: dict[str, float]) -> float:
+    """log P(yes-family) - log P(no-family) from first-token log-probabilities ("Yes", " yes",
+    "是" all count as yes). A family absent from the list gets just under the smallest listed."""
+    yes, no = [], []
+    for tok, lp in top.items():
+        t = unicodedata.normalize("NFKC", tok).strip().strip("*_`\"'“”.,:：。").lower()
+        if t in _YES_TOKENS:
+            yes.append(lp)
+        elif t in _NO_TOKENS:
+            no.append(lp)
+    floor = (min(top.values()) if top else 0.0) - 1.0
+    return _logsumexp(yes or [floor]) - _logsumexp(no or [floor])
+
+
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 class LLMJudge(Judge):
     """A strict yes/no entailment question per (claim, passages), in the claim's language, at
     temperature 0, to any backend (`judge_backend` / `judge_model` / `judge_base_url`). The model
-    loads on first use. Unreadable replies count as "not supported" and are counted in
-    `unparseable`, so a judge that ignores the format shows up in the report."""
+    loads on first use.
+
+    Mode `logprob` (default) reads the verdict from the first token's log-probabilities: the
+    log-odds of yes vs no against a threshold calibrated on hand labels (`CALIBRATED`, or
+    `judge_threshold`) — a small model that says "no" to everything still ranks claims, and the
+    threshold puts the cut where the labels do. Mode `text` (or a backend without
+    log-probabilities) parses the reply instead; unreadable replies count as "not supported" and
+    are counted in `unparseable`, so a judge that ignores the format shows up in the report."""
 
     name = "llm"
     kind = "llm"
 
-    def __init__(self, settings: "Settings | None" = None, llm: "LLM | None" = None) -> None:
+    def __init__(self, settings: "Settings | None" = None, llm: "LLM | None" = None,
+                 mode: str | None = None, threshold: float | None = None) -> None:
         super().__init__()
         if settings is None and llm is None:
             raise ValueError("LLMJudge needs settings or an llm")
         self._settings = settings
         self._llm = llm
         self._llm_lock = threading.Lock()
+        self.mode = (mode or (settings.judge_mode if settings else "logprob")).strip().lower()
+        if self.mode not in ("logprob", "text"):
+            raise ValueError(f"unknown judge mode {self.mode!r}: choose logprob or text")
+        self._threshold = threshold if threshold is not None else (settings.judge_threshold if settings else None)
         self.calls = 0
         self.unparseable = 0
         self.unparseable_examples: list[str] = []
+        self.fallback: str | None = None  # why logprob mode fell back to text, if it did
+        self._scores: dict[tuple, float] = {}
+
+    @property
+    def threshold(self) -> float:
+        if self._threshold is not None:
+            return self._threshold
+        model = self._llm.model if self._llm is not None else (self._settings.judge_model if self._settings else "")
+        return CALIBRATED.get(model, 0.0)
 
     @property
     def llm(self) -> "LLM":
@@ -329,14 +443,24 @@ class LLMJudge(Judge):
         s = self._settings
         model = self._llm.model if self._llm is not None else (s.judge_model if s else "")
         backend = self._llm.backend if self._llm is not None else (s.judge_backend if s else "")
-        return {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
-                "calls": self.calls, "unparseable": self.unparseable}
+        out = {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
+               "calls": self.calls, "unparseable": self.unparseable, "mode": self.mode}
+        if self.mode == "logprob":
+            out["threshold"] = round(self.threshold, 4)
+        if self.fallback:
+            out["fallback"] = self.fallback
+        return out
 
-    def messages(self, claim: str, passages: list[str], lang: str | None = None) -> list[dict]:
-        system, user = _PROMPTS[claim_lang(claim, lang)]
+    def messages(self, claim: str, passages: list[str], lang: str | None = None,
+                 question: str | None = None) -> list[dict]:
+        lang = claim_lang(claim, lang)
+        system, user = _PROMPTS[lang]
+        if question:
+            claim = (f"{claim}\n（这是对问题“{question}”的回答）" if lang == "zh"
+                     else f"{claim}\n(an answer to the question: {question})")
         budget, parts = _TOTAL_CHARS, []
         for i, p in enumerate(passages, start=1):
-            p = " ".join(p.split())[: min(_PASSAGE_CHARS, budget)]
+            p = focus(p, claim, min(_PASSAGE_CHARS, budget))
             budget -= len(p)
             parts.append(f"[{i}] {p}")
             if budget <= 0:
@@ -344,7 +468,34 @@ class LLMJudge(Judge):
         return [{"role": "system", "content": system},
                 {"role": "user", "content": user.format(passages="\n".join(parts), claim=claim)}]
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def score(self, claim: str, passages: list[str], lang: str | None = None,
+              question: str | None = None) -> float:
+        """log P(yes) - log P(no) of the verdict's first token (cached)."""
+        passages = [p for p in passages if p and p.strip()]
+        key = (claim, tuple(passages), question or None)
+        with self._lock:
+            if key in self._scores:
+                return self._scores[key]
+        top = self.llm.first_token_logprobs(self.messages(claim, passages, lang, question), top=20)
+        value = yes_no_logodds(top)
+        with self._lock:
+            self.calls += 1
+            self._scores[key] = value
+        return value
+
+    def _judge(self, claim: str, passages: list[str], lang: str | None,
+               question: str | None = None) -> bool:
+        from tutor.llm import NoLogprobs
+
+        if self.mode == "logprob" and self.fallback is None:
+            try:
+                return self.score(claim, passages, lang, question) >= self.threshold
+            except NoLogprobs as e:
+                self.fallback = str(e)  # this backend cannot: read the text reply from now on
+        return self._text_verdict(claim, passages, lang, question)
+
+    def _text_verdict(self, claim: str, passages: list[str], lang: str | None,
+                      question: str | None) -> bool:
         from tutor.llm import GenParams
         from tutor.llm.base import is_reasoning_model
 
@@ -352,7 +503,7 @@ class LLMJudge(Judge):
         # a reasoning model thinks before its verdict; an ordinary one needs a few tokens only
         max_tokens = max(self._settings.max_tokens, 1024) if self._settings and \
             is_reasoning_model(llm.model) else 8
-        text, _ = llm.complete(self.messages(claim, passages, lang),
+        text, _ = llm.complete(self.messages(claim, passages, lang, question),
                                GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
         verdict = parse_verdict(text)
         with self._lock:
@@ -375,6 +526,8 @@ def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
     name = (name or (settings.judge if settings else "lexical")).strip().lower()
     if name == "lexical":
         judge: Judge = LexicalJudge()
+    elif name == "claims":
+        judge = ClaimsJudge(corpus_dir=settings.corpus_dir if settings else None)
     elif name == "llm":
         if settings is None:
             raise ValueError("the llm judge needs settings (judge_backend / judge_model)")
@@ -399,27 +552,17 @@ def load_labels(path: Path) -> list[dict]:
 
 
 def agreement(judge: Judge, labels: list[dict]) -> dict:
-    """Run the judge on each labelled case: accuracy, Cohen's kappa, confusion counts, per
-    `source` accuracy and the first disagreements (to read, not just count)."""
-    from .metrics import cohen_kappa
+    """Run the judge on each labelled case: accuracy, Cohen's kappa, confusion counts,
+    precision / recall of "unsupported", per language / kind / `source`, time per claim and the
+    first disagreements (to read, not just count) — see judge_eval.report."""
+    from .judge_eval import report, run_judge
 
-    truth = [bool(d["supported"]) for d in labels]
-    pred = judge.supported_many((d["claim"], list(d["passages"]), d.get("lang")) for d in labels)
-    n = len(labels)
-    acc = sum(t == p for t, p in zip(truth, pred)) / n if n else None
-    by_source: dict[str, list[bool]] = {}
-    for d, t, p in zip(labels, truth, pred):
-        by_source.setdefault(d.get("source") or "?", []).append(t == p)
-    return {
-        "n": n, "accuracy": round(acc, 4) if acc is not None else None,
-        "kappa": _r(cohen_kappa(truth, pred)),
-        "tp": sum(t and p for t, p in zip(truth, pred)), "fp": sum(p and not t for t, p in zip(truth, pred)),
-        "fn": sum(t and not p for t, p in zip(truth, pred)),
-        "tn": sum(not t and not p for t, p in zip(truth, pred)),
-        "by_source": {s: {"n": len(v), "accuracy": round(sum(v) / len(v), 4)} for s, v in by_source.items()},
-        "disagreements": [{"id": d.get("id"), "claim": d["claim"][:120], "label": t, "judge": p}
-                          for d, t, p in zip(labels, truth, pred) if t != p][:10],
-    }
+    pred, secs = run_judge(judge, labels)
+    why = None
+    if isinstance(judge, ClaimsJudge):
+        def why(d: dict) -> str:
+            return judge.explain(d["claim"], [p for p in d["passages"] if p.strip()], d.get("question")).why
+    return report(labels, pred, secs, why)
 
 
 def _r(x: float | None) -> float | None:

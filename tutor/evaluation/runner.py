@@ -33,7 +33,7 @@ class EvalOptions:
     retrieval_only: bool = False
     limit: int | None = None
     concurrency: int = 1
-    judge: str = "lexical"
+    judge: str = "claims"
     extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
 
 

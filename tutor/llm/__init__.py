@@ -1,4 +1,4 @@
 """LLM backends behind one streaming interface; see `base.py`."""
-from tutor.llm.base import LLM, Delta, GenParams, LLMError, make_llm
+from tutor.llm.base import LLM, Delta, GenParams, LLMError, NoLogprobs, make_llm
 
-__all__ = ["LLM", "Delta", "GenParams", "LLMError", "make_llm"]
+__all__ = ["LLM", "Delta", "GenParams", "LLMError", "NoLogprobs", "make_llm"]

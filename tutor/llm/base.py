@@ -49,6 +49,10 @@ class ModelCrashed(LLMError):
     """The native library died on a signal running the model (see tutor/llm/probe.py)."""
 
 
+class NoLogprobs(LLMError):
+    """This backend (or server) cannot return token log-probabilities."""
+
+
 class LLM(ABC):
     backend: str = ""
     model: str = ""
@@ -70,6 +74,11 @@ class LLM(ABC):
             text.append(d.text)
             reasoning.append(d.reasoning)
         return repair_late_close("".join(text), "".join(reasoning))
+
+    def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
+        """Log-probabilities of the likeliest first tokens of the reply (token text → logprob,
+        greedy context): a yes/no verdict read from the distribution, not from sampled text."""
+        raise NoLogprobs(f"the {self.backend} backend gives no log-probabilities")
 
     def close(self) -> None:
         """Release the model or connection; the instance is unusable afterwards."""

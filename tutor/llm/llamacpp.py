@@ -84,6 +84,42 @@ class LlamaCppLLM(LLM):
         if d := splitter.finish():
             yield d
 
+    def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
+        """Read the first token's logits inside the sampler (a logits processor sees the whole
+        vocabulary), so no `logits_all` buffer of n_ctx × vocabulary floats is needed."""
+        import numpy as np
+
+        seen: list[np.ndarray] = []
+
+        def capture(_ids, logits):  # called once per sampled token; one token here
+            if not seen:
+                seen.append(np.array(logits, dtype=np.float64))
+            return logits
+
+        with self._lock:
+            if self._llm is None:
+                raise LLMError("this llama.cpp model was closed")
+            self._llm.reset()  # a fresh context: the same question always gets the same numbers
+            self._last = None
+            try:
+                self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0,
+                                                 logits_processor=[capture])  # type: ignore[list-item]
+            except ValueError as e:
+                if _OVERFLOW.search(str(e)):
+                    raise LLMError(f"the prompt is too long for the context of model "
+                                   f"{self.model!r} ({self.context_window} tokens): {e}") from None
+                raise LLMError(f"llama.cpp failed: {e}") from None
+            if not seen or seen[0].shape[0] != self._llm.n_vocab():
+                raise LLMError("llama.cpp gave no first-token logits")
+            logits = seen[0]
+            logp = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+            best = np.argsort(-logp)[:top]
+            out: dict[str, float] = {}
+            for i in best:
+                tok = self._llm.detokenize([int(i)]).decode("utf-8", errors="replace")
+                out[tok] = float(np.logaddexp(out[tok], logp[i])) if tok in out else float(logp[i])
+            return out
+
     def close(self) -> None:
         with self._lock:
             if self._llm is not None:

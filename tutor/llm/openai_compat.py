@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import httpx
 import openai
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, ThinkSplitter,
+from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, NoLogprobs, ThinkSplitter,
                             default_params, is_reasoning_model)
 
 if TYPE_CHECKING:
@@ -98,6 +98,23 @@ class OpenAICompatLLM(LLM):
             self._diagnose_empty(messages)
         if d := splitter.finish():
             yield d
+
+    def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
+        """The OpenAI API's `logprobs` / `top_logprobs` of the first reply token (vLLM gives up
+        to 20; llama-cpp-python's server only when started with `--logits_all True`)."""
+        self.check()
+        resp = self._call(lambda: self._client.chat.completions.create(
+            model=self.model, messages=messages, max_tokens=1, temperature=0.0,  # type: ignore[arg-type]
+            logprobs=True, top_logprobs=min(top, 20)))
+        try:
+            first = resp.choices[0].logprobs.content[0]
+        except (AttributeError, IndexError, TypeError):
+            raise NoLogprobs(f"the LLM server at {self.base_url} returned no log-probabilities "
+                           f"(llama-cpp-python's server needs --logits_all True)") from None
+        out: dict[str, float] = {}
+        for t in first.top_logprobs or [first]:
+            out[t.token] = max(out.get(t.token, float("-inf")), float(t.logprob))
+        return out
 
     def _diagnose_empty(self, messages: Messages) -> None:
         """llama-cpp-python's server fails a streamed request *after* sending HTTP 200 (e.g. a

@@ -54,6 +54,13 @@ class VLLMLocal(LLM):
         in_think = is_reasoning_model(self.model)
         return [split_think(o.outputs[0].text, in_think) for o in outputs]
 
+    def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
+        sp = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top)
+        with self._lock:
+            out = self._llm.chat([messages], sp, use_tqdm=False)[0].outputs[0]
+        first = (out.logprobs or [{}])[0]
+        return {lp.decoded_token: float(lp.logprob) for lp in first.values() if lp.decoded_token is not None}
+
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         (text, reasoning), = self.generate_batch([messages], params)
         if text or reasoning:
