@@ -85,7 +85,7 @@ class TableJudge(Judge):
         super().__init__()
         self.table = table
 
-    def _judge(self, claim: str, passages: list[str], lang: str | None) -> bool:
+    def _judge(self, claim: str, passages: list[str], lang: str | None, question: str | None = None) -> bool:
         return any(need <= set(passages) for need in self.table.get(claim, []))
 
 
