@@ -340,7 +340,7 @@ def _parse_conversation(obj: object, errs: list[str]) -> EvalConversation | None
         item = _parse_item(fields, turn_errs)
         errs += [f"{where}: {m}" for m in turn_errs]
         out.append(Turn(turn["question"], item))
-    if len(out) == len(turns) and not any(t.item for t in out):
+    if not any(isinstance(t, dict) and "must_include" in t for t in turns):
         errs.append("no scored turn (give at least one turn 'must_include' and 'evidence')")
     return EvalConversation(cid, out) if not errs else None
 
