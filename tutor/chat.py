@@ -33,7 +33,10 @@ from .text import STOPWORDS, figure_values, names, normalise, split_sentences, s
 # their own, not inside 其他/尤其/应该
 _ZH_PRONOUN = r"它们|它|这个模型|这种模型|这个方法|这种方法|这篇论文|这个|那个|这些|那些|这种|上述|前者|后者|" \
               r"该模型|该方法|(?<!应)该(?!不)|(?<![尤极])其(?![他中实余次])"
-_EN_PRONOUN = r"\b(?:it|its|they|them|their|this|that|these|those|the former|the latter)\b"
+# this/that only as a determiner of a generic noun or at the end ("that" also joins clauses)
+_EN_PRONOUN = r"\b(?:it|its|they|them|their|the former|the latter)\b|\b(?:this|that|these|those)\b" \
+              r"(?=\s+(?:models?|methods?|papers?|approach(?:es)?|ones?|techniques?|architectures?|networks?|" \
+              r"ideas?|numbers?|results?)\b|\s*[?.!]?\s*$)"
 _PRONOUN = re.compile(f"(?:{_ZH_PRONOUN})|{_EN_PRONOUN}", re.I)
 _PLURAL = re.compile(r"它们|这些|那些|\b(?:they|them|their|these|those)\b", re.I)
 # "那 ResNet 呢？" / "VGG-19 呢" / "what about ResNet?" / "and BERT?" — the follow-up names a new X
@@ -239,13 +242,12 @@ def rule_rewrite(question: str, history: list[tuple[str, str]]) -> str:
         word = m.group(0)
         if word.lower() in ("its", "their"):
             repl = f"{sub}'s"
-        elif re.fullmatch(r"this|that|these|those", word, re.I):
-            # "this model" → "DeepSeek-V3 model" reads oddly; drop a following generic noun
-            repl = sub
         else:
             repl = sub
         out = q[: m.start()] + f" {repl} " + q[m.end():]
-        out = re.sub(rf"(?<={re.escape(sub)}) (?:model|method|paper|approach|one)\b", "", out, count=1)
+        if re.fullmatch(r"this|that|these|those", word, re.I):  # "this model" → "DeepSeek-V3", not "… model"
+            out = re.sub(rf"(?<={re.escape(sub)})\s+(?:models?|methods?|papers?|approach(?:es)?|ones?|"
+                         rf"techniques?|architectures?|networks?)\b", "", out, count=1)
         return _tidy(out)
     if sub in q:
         return q

@@ -149,6 +149,10 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
                     progress(finished, total)
     wall = time.perf_counter() - t0
     rows = [done[it.id] for it in items]
+    if todo and len(todo) < len(items):  # resumed rows came first: put the file back in item order
+        tmp = results_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(results_path)
     report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo))
     from .report import write_reports
 
