@@ -116,8 +116,7 @@ class Tutor:
         search = self.search(standalone, k=max(k or self.settings.top_k, self.settings.answer_k),
                              alternates=alternates)
         asked = standalone if not context else \
-            standalone + "
-" + CONTEXT["en" if lang == "en" else "zh"].format(context=context)
+            standalone + "\n" + CONTEXT["en" if lang == "en" else "zh"].format(context=context)
         for ev in answer_stream(asked, search, lambda: self.llm, self.settings, lang=lang,
                                 embedder=self.embedder):
             if ev.kind == "done" and ev.answer is not None and (standalone != question or context):

@@ -155,7 +155,8 @@ def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object
         row = dict(row)
         row["judge"] = judge.name
         try:
-            answer = tutor.ask(item.question, history=history, rewrite=rewrite)
+            turn = {"history": history, "rewrite": rewrite} if history is not None or rewrite is not None else {}
+            answer = tutor.ask(item.question, **turn)
             ans = {**answer.to_dict(), "grounded": answer.grounded,
                    "invalid_citations": answer.invalid_citations}
         except LLMError as e:
