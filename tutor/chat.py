@@ -48,8 +48,10 @@ _SELF_CONTAINED = re.compile(r"^\s*(?:什么是|何为)\s*\S{2,}|^\s*\S{2,}?\s*�
 _QUESTION_CUE = re.compile(r"[？?]|什么|多少|几|吗|呢|哪|谁|为何|为什么|怎么|怎样|如何|是否|是不是|区别|"
                            r"\b(?:what|which|who|whom|whose|why|when|where|how|does|do|did|is|are|was|"
                            r"were|can|could|should|would|will)\b", re.I)
-# labels of the rewrite prompt's history (a model that copies one is echoing history)
-_HISTORY_LABEL = re.compile(r"(?:学习者|助教|用户|learner|tutor|user|assistant)\s*[:：]", re.I)
+# history labels: the speakers of a chat transcript and the line labels of the rewrite prompt
+# (a model that copies one is echoing the history, not rewriting the follow-up)
+_HISTORY_LABEL = re.compile(r"(?:学习者|助教|用户|之前的问题|追问|learner|tutor|user|assistant|earlier question|"
+                            r"follow-up)\s*[:：]", re.I)
 # the answer slot's own label, which a model may repeat before its rewrite
 _SLOT_LABEL = re.compile(r"^\s*(?:独立问题|改写后的问题|改写|standalone question|rewritten question|question)"
                          r"\s*[:：]\s*", re.I)

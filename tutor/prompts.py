@@ -59,10 +59,10 @@ EXTRACTIVE = {
 # the line a follow-up's answer sees under its standalone question (api.Tutor.ask_stream `context`)
 CONTEXT = {"zh": "（上一轮回答要点：{context}）", "en": "(Previous answer, in short: {context})"}
 
-# Measured on Qwen2.5-Coder-0.5B: with the answers and "学习者：/助教：" labels in the prompt it
-# returned turn 1 verbatim, the label with it, or an answer sentence. Earlier questions only, one
-# worked example, and the rule "keep what the follow-up asks" give a real rewrite far more often;
-# chat.check_rewrite still rejects the bad ones.
+# Issue 10: with the answers and "学习者：/助教：" labels in the prompt, Qwen2.5-Coder-0.5B returned
+# turn 1 verbatim, the label with it, or an answer sentence. So the prompt shows earlier questions
+# only, with one worked example; chat.check_rewrite still rejects what comes back wrong (the
+# rule-built form is used then).
 REWRITE = {
     "zh": ("把追问改写成一个完整、独立的问题：用之前问题里的主题替换“它”“这个”等指代词，"
            "保留追问本身问的内容。不要重复之前的问题，不要回答。只输出一个问题。\n\n"
