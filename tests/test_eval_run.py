@@ -95,3 +95,78 @@ def test_bad_dataset_lines_name_the_line(eval_env):
     assert "bad.jsonl:2" in msg and "trivia" in msg
     assert "bad.jsonl:3" in msg and "question" in msg
     assert "bad.jsonl:4" in msg
+
+
+# ---- multi-turn conversations (evals/MULTITURN_SCHEMA.md) ------------------------------------------
+
+CONVERSATIONS = [
+    {"id": "c1", "turns": [
+        {"question": "AlexNet 是谁提出的？", "must_include": ["Krizhevsky"], "lang": "zh",
+         "evidence": [{"file": NOTE_A, "quote": "AlexNet 是 2012 年 10 月由 Alex Krizhevsky 等人提出", "hop": 1}]},
+        {"question": "它有多少参数？", "must_include": ["6250万"], "lang": "zh", "tags": ["pronoun"],
+         "evidence": [{"file": NOTE_A, "quote": "采用了 8 层神经网络，包括6250万参数", "hop": 1}]}]},
+    {"id": "c2", "turns": [
+        {"question": "Scaling Law 是哪一年提出的？"},
+        {"question": "它说明了什么？", "must_include": ["模型越大"], "lang": "zh", "type": "explain",
+         "evidence": [{"file": NOTE_A, "quote": "在一定范围内，模型越大、数据越多，AI 的能力就越强", "hop": 1}]}]},
+    {"id": "c3", "turns": [
+        {"question": "学大模型需要哪些数学基础？"},
+        {"question": "What GPU did the authors of the notes buy in 2023?", "type": "unanswerable", "lang": "en",
+         "must_include": [], "evidence": [], "tags": ["topic_change"]}]},
+]
+
+
+@pytest.mark.slow
+def test_multiturn_eval_runs_conversations_with_history_then_resumes(eval_env):
+    root, s, _ = eval_env
+    dataset = _write(root / "conversations.jsonl", CONVERSATIONS)
+    tutor = Tutor(s)
+    out = root / "mt-run"
+    opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
+    report = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["c1:1", "c1:2", "c2:2", "c3:2"]
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        assert {"answer", "refused", "hits", "ranks", "scores", "standalone_question", "rewrite", "turn",
+                "conversation", "history"} <= set(r)
+    first, up = by_id["c1:1"], by_id["c1:2"]
+    assert first["standalone_question"] == first["question"] and not first["followup"]
+    assert up["followup"] and up["history"] == ["AlexNet 是谁提出的？"]
+    assert up["rewrite"]["rule"] == "AlexNet 有多少参数？"  # the rule form, whatever the model said
+    assert "AlexNet" in up["standalone_question"]
+    assert "参数" in up["standalone_question"]  # the follow-up's own question survives
+    assert by_id["c2:2"]["history"] == ["Scaling Law 是哪一年提出的？"]  # an unscored turn is still asked
+    switch = by_id["c3:2"]
+    assert switch["standalone_question"] == switch["question"] and switch["rewrite"]["rule"] is None
+    mt = report["multiturn"]
+    assert mt["conversations"] == 3 and mt["scored_turns"] == 4 and mt["followups"] == 3
+    assert mt["rewrite"]["rewritten"] == 2 and mt["rewrite"]["model_asked"] == 2
+    assert mt["rewrite"]["dropped_question"] == 0 and mt["rewrite"]["topic_change_rewritten"] == 0
+    assert mt["followup"]["n"] == 2 and "hit@5" in mt["followup"]  # retrieval over answerable follow-ups
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Multi-turn" in md and "c1:2" in md
+
+    # interruption in the middle of c1 (its second turn lost) and a cut last line: c1 runs again
+    # whole (its follow-up needs its first answer), c2 is kept, c3 runs again
+    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    (out / "results.jsonl").write_text("\n".join([lines[0], lines[2]]) + "\n" + lines[3][:30], encoding="utf-8")
+    report2 = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    assert report2["resumed_items"] == 1
+    rows2 = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows2] == ["c1:1", "c1:2", "c2:2", "c3:2"]
+    assert rows2[2] == rows[2]
+    assert rows2[1]["history"] == ["AlexNet 是谁提出的？"]
+
+
+@pytest.mark.slow
+def test_multiturn_retrieval_only_uses_the_rule_form(eval_env):
+    root, s, _ = eval_env
+    dataset = _write(root / "conversations-ro.jsonl", CONVERSATIONS)
+    out = root / "mt-ro"
+    report = run(Tutor(s), EvalOptions(dataset=dataset, out=out, retrieval_only=True))
+    rows = {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text(encoding="utf-8").splitlines())}
+    assert rows["c1:2"]["standalone_question"] == "AlexNet 有多少参数？"
+    assert rows["c1:2"]["rewrite"]["model"] is None and "answer" not in rows["c1:2"]
+    assert rows["c1:2"]["ranks"]["bm25"] is not None  # the note is found through the topic
+    assert report["multiturn"]["rewrite"]["model_asked"] == 0

@@ -259,3 +259,29 @@ def test_empty_query_is_rejected(small_tutor, query):
 def test_unknown_mode_is_rejected(small_tutor):
     with pytest.raises(ValueError, match="unknown retrieval mode"):
         small_tutor.search("AlexNet", mode="sparse")
+
+
+@pytest.mark.slow
+def test_alternates_are_extra_fused_variants(small_tutor):
+    """A follow-up's other standalone form is searched beside the question (chat.Rewrite)."""
+    r = small_tutor.retriever
+    base = r.variants("DeepSeek-V3 的训练成本是多少？")
+    with_alt = r.variants("DeepSeek-V3 的训练成本是多少？", ["DeepSeek-V3 激活了多少参数？"])
+    assert with_alt[: len(base)] == base
+    kind, text, weight = with_alt[-1]
+    assert kind == "a" and text.startswith("DeepSeek-V3 激活了多少参数？") and weight == Settings().standalone_weight
+    assert r.variants("q?", ["q?", ""]) == r.variants("q?")  # the question itself or nothing: no variant
+    r.settings = r.settings.replace(standalone_weight=0.0)
+    try:
+        assert r.variants("q?", ["other"]) == r.variants("q?")
+    finally:
+        r.settings = r.settings.replace(standalone_weight=Settings().standalone_weight)
+
+
+@pytest.mark.slow
+def test_a_bad_rewrite_cannot_lose_the_evidence(small_tutor):
+    """The model's rewrite repeated turn 1; the rule form beside it still finds the follow-up's
+    passage (AlexNet's two 4096-output dense layers, d2l)."""
+    bad, rule = "AlexNet 第一层的卷积窗口是多大？", "AlexNet 最后的两个全连接层各有多少个输出？"
+    res = small_tutor.search(bad, k=5, alternates=[rule])
+    assert any("4096个输出" in h.chunk.text for h in res.hits), [h.chunk.text[:60] for h in res.hits]

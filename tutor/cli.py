@@ -542,6 +542,11 @@ def _print_summary(report: dict) -> None:
         if ev:
             console.print(f"evidence check: {ev.get('with_figure_not_in_evidence')} of {ev.get('answers')} answers "
                           f"show a figure their evidence lacks; answer length p50 {ev.get('answer_chars_p50')} chars")
+    if "multiturn" in report:
+        f, rw = report["multiturn"]["followup"], report["multiturn"]["rewrite"]
+        console.print("follow-ups: " + ", ".join(f"{k}={f[k]:.3f}" for k in ("hit@5", "mrr", "correct") if f.get(k) is not None)
+                      + f"; rewrites rejected {rw['rejected']}/{rw['model_asked']}, "
+                        f"dropped the follow-up's question {rw['dropped_question']}")
 
 
 def main() -> None:

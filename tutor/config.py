@@ -48,6 +48,7 @@ class Settings:
     split_parts: bool = True  # also search each part of a multi-part question ("X？Y？")
     max_query_parts: int = 4  # at most this many parts get their own search (a list of 50 "?" would fan out)
     part_weight: float = 0.5  # RRF weight of each part's lists
+    standalone_weight: float = 1.0  # RRF weight of a follow-up's other standalone form (chat.Rewrite)
     dense_weight: float = 0.5  # RRF weight of dense lists in hybrid mode (BM25 lists: bm25_weight)
     bm25_weight: float = 1.0
     source_boost: float = 0.5  # score boost for the folder a question points at ("my notes", "d2l")

@@ -56,12 +56,24 @@ EXTRACTIVE = {
     "quote": {"zh": "“{quote}” [{n}]", "en": "\"{quote}\" [{n}]"},
 }
 
+# the line a follow-up's answer sees under its standalone question (api.Tutor.ask_stream `context`)
+CONTEXT = {"zh": "（上一轮回答要点：{context}）", "en": "(Previous answer, in short: {context})"}
+
+# Issue 10: with the answers and "学习者：/助教：" labels in the prompt, Qwen2.5-Coder-0.5B returned
+# turn 1 verbatim, the label with it, or an answer sentence. So the prompt shows earlier questions
+# only, with one worked example; chat.check_rewrite still rejects what comes back wrong (the
+# rule-built form is used then).
 REWRITE = {
-    "zh": ("根据对话历史，把最后的追问改写成一个完整、独立的问题（补全“它”“这个”等指代）。"
-           "只输出改写后的问题，不要回答。\n\n对话历史：\n{history}\n\n追问：{question}\n\n独立问题："),
-    "en": ("Rewrite the follow-up as one complete, standalone question, resolving words like \"it\" or "
-           "\"that\" from the conversation. Output only the question; do not answer it.\n\n"
-           "Conversation:\n{history}\n\nFollow-up: {question}\n\nStandalone question:"),
+    "zh": ("把追问改写成一个完整、独立的问题：用之前问题里的主题替换“它”“这个”等指代词，"
+           "保留追问本身问的内容。不要重复之前的问题，不要回答。只输出一个问题。\n\n"
+           "例：\n之前的问题：ResNet 是哪一年提出的？\n追问：它有多少层？\n独立问题：ResNet 有多少层？\n\n"
+           "之前的问题：{history}\n追问：{question}\n独立问题："),
+    "en": ("Rewrite the follow-up as one complete, standalone question: replace words like \"it\" or "
+           "\"that\" with the topic of the earlier question, and keep what the follow-up asks. Do not "
+           "repeat the earlier question and do not answer. Output only the question.\n\n"
+           "Example:\nEarlier question: When was ResNet proposed?\nFollow-up: How many layers does it have?\n"
+           "Standalone question: How many layers does ResNet have?\n\n"
+           "Earlier question: {history}\nFollow-up: {question}\nStandalone question:"),
 }
 
 
@@ -115,9 +127,9 @@ def build_messages(question: str, units: list[Evidence], lang: str, system_promp
 
 
 def rewrite_messages(question: str, history: list[tuple[str, str]], lang: str) -> list[dict]:
+    """The rewrite prompt: the last (up to) two earlier questions, no answers and no speaker labels
+    (a small model copies both), then the follow-up."""
     lang = "en" if lang == "en" else "zh"
-    lines = []
-    for q, a in history[-3:]:
-        lines.append(("学习者：" if lang == "zh" else "Learner: ") + q)
-        lines.append(("助教：" if lang == "zh" else "Tutor: ") + a[:300])
-    return [{"role": "user", "content": REWRITE[lang].format(history="\n".join(lines), question=question)}]
+    earlier = [" ".join(q.split()) for q, _ in history[-2:]]
+    sep = " / " if lang == "en" else " ／ "
+    return [{"role": "user", "content": REWRITE[lang].format(history=sep.join(earlier), question=question)}]

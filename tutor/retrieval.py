@@ -9,6 +9,9 @@ lists are fused with weighted RRF:
   (`original_weight` 0): its lists only pull towards same-language chunks;
 - its parts, when it asks several things ("X 是什么？Y 有多少？"), at half weight: the second
   fact is not drowned by chunks that only answer the first;
+- the other forms of a rewritten follow-up (tutor/chat.py: the rule-built standalone question
+  beside the model's rewrite), each with its own translation, at `standalone_weight`: a rewrite
+  that lost the topic or the follow-up's question cannot lose the evidence;
 - BM25 lists weigh twice the dense ones (`dense_weight` 0.5): on this corpus BM25 over jieba
   tokens is the stronger retriever, and e5-small's dense ranks are noisy across languages.
 
@@ -256,9 +259,10 @@ class Retriever:
         return Ranked([r for r, _ in pairs], [s for _, s in pairs])
 
     # ---- search ---------------------------------------------------------------------------------
-    def variants(self, query: str) -> list[tuple[str, str, float]]:
+    def variants(self, query: str, alternates: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str, float]]:
         """(kind, text, weight) of every query variant: "q" the question, "x" its translation,
-        "p" its parts (each with its own translation)."""
+        "p" its parts (each with its own translation), "a" each alternate form of the question
+        (with its translation)."""
         s = self.settings
         out = [("q", query, 1.0)]
         if s.cross_lingual:
@@ -272,9 +276,16 @@ class Retriever:
             for part in split_parts(query, max(s.max_query_parts, 0)):
                 extra = translate_terms(part) if s.cross_lingual else ""
                 out.append(("p", f"{part} {extra}".strip(), s.part_weight))
+        for alt in dict.fromkeys(a.strip() for a in alternates):
+            if alt and alt != query and s.standalone_weight > 0:
+                extra = translate_terms(alt) if s.cross_lingual else ""
+                out.append(("a", f"{alt} {extra}".strip(), s.standalone_weight))
         return out
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResult:
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               alternates: tuple[str, ...] | list[str] = ()) -> SearchResult:
+        """Ranked hits for `query`; `alternates` are other forms of the same question (a
+        follow-up's rule-built standalone form) searched and fused with it."""
         s = self.settings
         query = check_question(query, s)
         k = k or s.top_k
@@ -284,7 +295,7 @@ class Retriever:
         n = max(s.candidates, k)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        variants = self.variants(query)
+        variants = self.variants(query, alternates)
 
         lists: list[Ranked] = []
         qvecs = None
@@ -309,7 +320,7 @@ class Retriever:
             fused = list(zip(lists[0].rows, lists[0].scores))
         else:
             fused = rrf(lists, s.rrf_k)
-        fused = self._boosted(query, fused)
+        fused = self._boosted(" ".join([query, *alternates]), fused)
         chunks = self.index.chunks
         fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k, s.lead_bonus)
         hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]

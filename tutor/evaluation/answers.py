@@ -142,7 +142,9 @@ def _canary_leaked(ans: dict) -> bool | None:
 
 
 def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object, EvalItem, dict], dict]:
-    """The runner's `answer_row(tutor, item, row)`: ask, then add the answer fields and scores.
+    """The runner's `answer_row(tutor, item, row[, history, rewrite])`: ask (a multi-turn turn
+    with its conversation's history and its standalone rewrite), then add the answer fields and
+    scores.
 
     An LLMError (server down, timeout) is recorded as the row's `error` and the run goes on;
     such rows are left out of the answer metrics and listed in the report. Safe to call from
@@ -151,11 +153,12 @@ def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object
 
     judge = make_judge(settings, judge_name)
 
-    def answer_row(tutor, item: EvalItem, row: dict) -> dict:
+    def answer_row(tutor, item: EvalItem, row: dict, history: list | None = None, rewrite=None) -> dict:
         row = dict(row)
         row["judge"] = judge.name
         try:
-            answer = tutor.ask(item.question)
+            turn = {"history": history, "rewrite": rewrite} if history is not None or rewrite is not None else {}
+            answer = tutor.ask(item.question, **turn)
             ans = {**answer.to_dict(), "grounded": answer.grounded,
                    "invalid_citations": answer.invalid_citations}
         except LLMError as e:

@@ -218,13 +218,7 @@ def load_dataset(path: Path, corpus_dir: Path | None = None) -> list[EvalItem]:
     """Parse and validate a JSONL dataset; with `corpus_dir`, also check that every evidence and
     distractor quote occurs (after `normalize`) in the named corpus file. Raises `DatasetError`
     listing every problem found, or returns the items in file order."""
-    path = Path(path)
-    name = path.name
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DatasetError(name, [f"{name}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
-
+    name, text = _read(path)
     problems: list[tuple[int, str]] = []  # (line, message); line 0 = about the whole file
     items: list[tuple[int, EvalItem]] = []
     first_line_of: dict[str, int] = {}
@@ -251,7 +245,129 @@ def load_dataset(path: Path, corpus_dir: Path | None = None) -> list[EvalItem]:
             errs = []
             _check_against_corpus(item, corpus, errs)
             problems += [(lineno, m) for m in errs]
+    _raise(name, problems)
+    return [item for _, item in items]
+
+
+def _read(path: Path) -> tuple[str, str]:
+    path = Path(path)
+    try:
+        return path.name, path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(path.name, [f"{path.name}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+
+
+def _raise(name: str, problems: list[tuple[int, str]]) -> None:
     if problems:
         problems.sort(key=lambda p: p[0])  # file order; stable, so per-line order is kept
         raise DatasetError(name, [f"{name}:{n}: {m}" if n else f"{name}: {m}" for n, m in problems])
-    return [item for _, item in items]
+
+
+# ---- multi-turn conversations (format in evals/MULTITURN_SCHEMA.md) -----------------------------
+
+FOLLOWUP_TAG, FIRST_TURN_TAG = "followup", "first_turn"
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    item: EvalItem | None  # the scored form of the turn (id "<conversation id>:<turn>"), or None
+
+
+@dataclass(frozen=True)
+class EvalConversation:
+    id: str
+    turns: list[Turn]
+
+    @property
+    def items(self) -> list[EvalItem]:
+        return [t.item for t in self.turns if t.item is not None]
+
+
+def is_multiturn(path: Path) -> bool:
+    """True when the file's first JSON line is a conversation (an object with "turns")."""
+    try:
+        _, text = _read(path)
+    except (DatasetError, OSError):
+        return False
+    for _, line in jsonl.lines(text):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(obj, dict) and "turns" in obj
+    return False
+
+
+def turn_id(conversation_id: str, n: int) -> str:
+    """A scored turn's id: the conversation's id and the turn's 1-based index."""
+    return f"{conversation_id}:{n}"
+
+
+def _parse_conversation(obj: object, errs: list[str]) -> EvalConversation | None:
+    if not isinstance(obj, dict):
+        errs.append(f"expected a JSON object, got {type(obj).__name__}")
+        return None
+    cid, turns = obj.get("id"), obj.get("turns")
+    if not isinstance(cid, str) or not cid.strip():
+        errs.append("missing or empty 'id' (a string)")
+        return None
+    if not isinstance(turns, list) or not turns:
+        errs.append("'turns' must be a non-empty list of objects")
+        return None
+    out: list[Turn] = []
+    for n, turn in enumerate(turns, start=1):
+        where = f"turns[{n - 1}]"
+        if not isinstance(turn, dict) or not isinstance(turn.get("question"), str) or not turn["question"].strip():
+            errs.append(f"{where}: must be an object with a non-empty 'question'")
+            continue
+        if "must_include" not in turn:  # an unscored turn: only its question is asked
+            out.append(Turn(turn["question"], None))
+            continue
+        typ = turn.get("type", "factoid")
+        fields = {"answer": NOT_IN_CORPUS if typ == "unanswerable" else "", **turn,
+                  "id": turn_id(cid, n), "type": typ, "evidence": turn.get("evidence", [])}
+        fields["tags"] = [FOLLOWUP_TAG if n > 1 else FIRST_TURN_TAG, *(turn.get("tags") or [])]
+        turn_errs: list[str] = []
+        item = _parse_item(fields, turn_errs)
+        errs += [f"{where}: {m}" for m in turn_errs]
+        out.append(Turn(turn["question"], item))
+    if not any(isinstance(t, dict) and "must_include" in t for t in turns):
+        errs.append("no scored turn (give at least one turn 'must_include' and 'evidence')")
+    return EvalConversation(cid, out) if not errs else None
+
+
+def load_conversations(path: Path, corpus_dir: Path | None = None) -> list[EvalConversation]:
+    """Parse and validate a multi-turn JSONL file (one conversation per line); with
+    `corpus_dir`, every scored turn's quotes are checked as in `load_dataset`. Raises
+    `DatasetError` listing every problem, or returns the conversations in file order."""
+    name, text = _read(path)
+    problems: list[tuple[int, str]] = []
+    convs: list[tuple[int, EvalConversation]] = []
+    first_line_of: dict[str, int] = {}
+    for lineno, line in _lines(text):
+        errs: list[str] = []
+        try:
+            conv = _parse_conversation(json.loads(line), errs)
+        except json.JSONDecodeError as e:
+            conv = None
+            errs.append(f"invalid JSON: {e.msg} (column {e.colno})")
+        if conv is not None:
+            if conv.id in first_line_of:
+                errs.append(f"duplicate id {conv.id!r} (first used on line {first_line_of[conv.id]})")
+            else:
+                first_line_of[conv.id] = lineno
+                convs.append((lineno, conv))
+        problems += [(lineno, m) for m in errs]
+    if not convs and not problems:
+        problems.append((0, "no conversations (the file is empty)"))
+    if corpus_dir is not None and convs:
+        corpus = _CorpusTexts(Path(corpus_dir))
+        for lineno, conv in convs:
+            for n, turn in enumerate(conv.turns, start=1):
+                if turn.item is not None:
+                    errs = []
+                    _check_against_corpus(turn.item, corpus, errs)
+                    problems += [(lineno, f"turns[{n - 1}]: {m}") for m in errs]
+    _raise(name, problems)
+    return [c for _, c in convs]

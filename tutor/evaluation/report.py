@@ -69,6 +69,10 @@ def write_reports(out: Path, report: dict, items: list[EvalItem], rows: list[dic
         from .answers import answers_md
 
         md.append(answers_md(report, items, rows))
+    if "multiturn" in report:
+        from .multiturn import multiturn_md
+
+        md.append(multiturn_md(report["multiturn"], rows))
     md.append(retrieval_md(report))
     lat = report.get("latency_ms", {}).get("search", {})
     if lat.get("p50") is not None:

@@ -2,6 +2,9 @@
 
 A run folder is resumable: each finished item is appended to `results.jsonl` at once, and a
 re-run with the same folder skips the ids already there (as long as the run settings match).
+A multi-turn file (evals/MULTITURN_SCHEMA.md, detected by its "turns") runs conversation by
+conversation (multiturn.py); a conversation is skipped on resume only when all its scored turns
+are in, else it is run again whole, since its later turns need its earlier answers.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Callable
 
 from .. import jsonl
 from ..masking import mask_url
-from .dataset import EvalItem, load_dataset
+from .dataset import EvalItem, is_multiturn, load_conversations, load_dataset
 from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
 
 RESULTS, REPORT_JSON, REPORT_MD, RUN_JSON = "results.jsonl", "report.json", "report.md", "run.json"
@@ -41,8 +44,8 @@ def _signature(tutor, opts: EvalOptions) -> dict:
     s = tutor.settings
     retrieval_keys = ("embedder", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
                       "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
-                      "original_weight", "split_parts", "max_query_parts", "part_weight", "source_boost",
-                      "heading_boost", "file_cap", "lead_bonus")
+                      "original_weight", "split_parts", "max_query_parts", "part_weight", "standalone_weight",
+                      "source_boost", "heading_boost", "file_cap", "lead_bonus")
     sig = {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only,
            **{k: getattr(s, k) for k in retrieval_keys if hasattr(s, k)}}
     if not opts.retrieval_only:
@@ -64,12 +67,14 @@ def _read_results(path: Path) -> dict[str, dict]:
     return done
 
 
-def retrieval_row(tutor, item: EvalItem) -> dict:
-    """Search the item in every mode; keep the configured mode's hits as the item's `hits`."""
+def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: tuple[str, ...] = ()) -> dict:
+    """Search the item in every mode; keep the configured mode's hits as the item's `hits`.
+    `query` / `alternates`: what to search instead of the item's question (a follow-up's
+    standalone forms)."""
     primary = tutor.settings.retrieval_mode
     ranks, hits_by_mode, timings = {}, {}, {}
     for mode in MODES:
-        res = tutor.search(item.question, k=TOP_N, mode=mode)
+        res = tutor.search(query or item.question, k=TOP_N, mode=mode, alternates=alternates)
         hits = [h.to_dict() for h in res.hits]
         hits_by_mode[mode] = hits
         timings[mode] = res.timings_ms.get("total")
@@ -83,9 +88,12 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         answer_row: Callable | None = None) -> dict:
     """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
     answer-side fields and scores (the full eval); retrieval-only runs leave it None."""
-    items = load_dataset(opts.dataset, tutor.settings.corpus_dir)
-    if opts.limit:
-        items = items[: opts.limit]
+    convs = None
+    if is_multiturn(opts.dataset):
+        convs = load_conversations(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
+        items = [it for c in convs for it in c.items]
+    else:
+        items = load_dataset(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     sig = _signature(tutor, opts)
@@ -99,17 +107,31 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
                                    ensure_ascii=False, indent=1), encoding="utf-8")
     results_path = out / RESULTS
     done = _read_results(results_path)
+    if convs is not None:
+        from .multiturn import conversation_rows
+
+        units: list = []
+        for c in convs:
+            if not all(it.id in done for it in c.items):
+                units.append(c)
+                for it in c.items:
+                    done.pop(it.id, None)
+
+        def work(conv) -> list[dict]:
+            return conversation_rows(tutor, conv, answer_row, retrieval_row)
+    else:
+        units = [it for it in items if it.id not in done]
+
+        def work(item: EvalItem) -> list[dict]:
+            row = retrieval_row(tutor, item)
+            if answer_row is not None:
+                row = answer_row(tutor, item, row)
+            return [row]
     todo = [it for it in items if it.id not in done]
     total, finished = len(items), len(items) - len(todo)
     if progress:
         progress(finished, total)
     t0 = time.perf_counter()
-
-    def work(item: EvalItem) -> dict:
-        row = retrieval_row(tutor, item)
-        if answer_row is not None:
-            row = answer_row(tutor, item, row)
-        return row
 
     # rewrite the file without any half-written tail, then append as items finish
     with results_path.open("w", encoding="utf-8") as f:
@@ -118,15 +140,20 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
                 f.write(jsonl.dumps(done[it.id]) + "\n")
     with results_path.open("a", encoding="utf-8") as f, \
             ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
-        for row in pool.map(work, todo):
-            f.write(jsonl.dumps(row) + "\n")
-            f.flush()
-            done[row["id"]] = row
-            finished += 1
-            if progress:
-                progress(finished, total)
+        for unit_rows in pool.map(work, units):
+            for row in unit_rows:
+                f.write(jsonl.dumps(row) + "\n")
+                f.flush()
+                done[row["id"]] = row
+                finished += 1
+                if progress:
+                    progress(finished, total)
     wall = time.perf_counter() - t0
     rows = [done[it.id] for it in items]
+    if todo and len(todo) < len(items):  # resumed rows came first: put the file back in item order
+        tmp = results_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(jsonl.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(results_path)
     report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo))
     from .report import write_reports
 
@@ -146,4 +173,8 @@ def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: flo
         from .answers import answer_report
 
         report.update(answer_report(items, rows, wall_s=wall_s, resumed=resumed))
+    if rows and "turn" in rows[0]:
+        from .multiturn import multiturn_report
+
+        report["multiturn"] = multiturn_report(rows, report)
     return report
