@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .text import SENT_END as _SENT_END
+from .text import lines as _lines
 from .types import Chunk, Document
 
 SEP = " › "
@@ -37,14 +38,6 @@ class _Atom:
 
 def clean_heading(s: str) -> str:
     return re.sub(r"[*_`]+", "", s).strip()
-
-
-def _lines(text: str) -> list[tuple[int, str]]:
-    out, pos = [], 0
-    for line in text.splitlines(keepends=True):
-        out.append((pos, line))
-        pos += len(line)
-    return out
 
 
 def _split_long(start: int, end: int, text: str, size: int) -> list[tuple[int, int]]:

@@ -303,21 +303,21 @@ class Figure:
     end: int
 
 
-def figures(text: str) -> list[Figure]:
-    """Every number in `text` with its scale normalised (万/亿/K/M/B/T/thousand…, full-width
-    digits via NFKC), so notes, papers and answers that write one figure differently agree.
-    Offsets are into `text` when NFKC kept its length, else approximate."""
-    norm = unicodedata.normalize("NFKC", text)
-    out = []
-    for m in _NUMBER.finditer(norm):
+def _numbers(text: str):
+    """(plain value, unit or "", start, end) of every number in NFKC `text`."""
+    for m in _NUMBER.finditer(unicodedata.normalize("NFKC", text)):
         try:
             plain = float(m.group(1).replace(",", ""))
         except ValueError:
             continue
-        unit = (m.group(2) or "").lower()
-        scale = _SCALE.get(unit, 1.0)
-        out.append(Figure(_round(plain * scale), unit == "%", m.start(), m.end()))
-    return out
+        yield plain, (m.group(2) or "").lower(), m.start(), m.end()
+
+
+def figures(text: str) -> list[Figure]:
+    """Every number in `text` with its scale normalised (万/亿/K/M/B/T/thousand…, full-width
+    digits via NFKC), so notes, papers and answers that write one figure differently agree.
+    Offsets are into `text` when NFKC kept its length, else approximate."""
+    return [Figure(_round(plain * _SCALE.get(unit, 1.0)), unit == "%", a, b) for plain, unit, a, b in _numbers(text)]
 
 
 def _round(x: float) -> float:
@@ -325,15 +325,9 @@ def _round(x: float) -> float:
 
 
 def figure_values(text: str) -> set[float]:
-    """The set of scaled values in `text` (plain and scaled: "60M" gives 6e7 and 60)."""
+    """The set of values in `text`, plain and scaled ("60M" gives 60 and 6e7)."""
     out: set[float] = set()
-    norm = unicodedata.normalize("NFKC", text)
-    for m in _NUMBER.finditer(norm):
-        try:
-            plain = float(m.group(1).replace(",", ""))
-        except ValueError:
-            continue
-        unit = (m.group(2) or "").lower()
+    for plain, unit, _, _ in _numbers(text):
         out.add(_round(plain))
         if unit in _SCALE:
             out.add(_round(plain * _SCALE[unit]))
