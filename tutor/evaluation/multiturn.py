@@ -42,6 +42,7 @@ def conversation_rows(tutor, conv: EvalConversation, answer_row: Callable | None
                        standalone_question=rw.standalone, rewrite=rw.to_dict())
             if answer_row is not None:
                 row = answer_row(tutor, turn.item, row, history=list(history), rewrite=rw)
+                row["standalone_question"] = rw.standalone  # the answer's copy is None when not rewritten
                 text = row.get("answer") or ""
             if broken and not row.get("error"):
                 row["error"] = f"history: {broken}"
