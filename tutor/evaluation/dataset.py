@@ -345,7 +345,7 @@ def load_conversations(path: Path, corpus_dir: Path | None = None) -> list[EvalC
     problems: list[tuple[int, str]] = []
     convs: list[tuple[int, EvalConversation]] = []
     first_line_of: dict[str, int] = {}
-    for lineno, line in _lines(text):
+    for lineno, line in jsonl.lines(text):
         errs: list[str] = []
         try:
             conv = _parse_conversation(json.loads(line), errs)
