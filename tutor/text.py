@@ -292,7 +292,8 @@ _SCALE = {"万亿": 1e12, "亿": 1e8, "万": 1e4, "千": 1e3, "thousand": 1e3, "
 _UNIT = "|".join(sorted((re.escape(u) for u in _SCALE), key=len, reverse=True))
 # a figure: digits (1,000 / 3.57), then an optional scale word or %; not the digits inside a
 # name ("V3", "GPT-4", "top-5", "ResNet-152": those belong to the name)
-_NUMBER = re.compile(r"(?<![\w.\-])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(" + _UNIT + r"|%)?(?![a-z])", re.I)
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.\-])((?>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?))\s*(" + _UNIT + r"|%)?(?![a-z])",
+                     re.I)
 
 
 @dataclass(frozen=True)
