@@ -112,6 +112,8 @@ _ZH_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
 _ZH_NUM_WORD = re.compile(r"(?<![\u3400-\u9fff\d])([一二两三四五六七八九十])(?=[个块层条种位名项次倍张篇])")
 
 
+# d2l's markup (":cite:`He.Zhang.Ren.ea.2016`", ":numref:`sec_resnet`") names no model
+_ROLE = re.compile(r":(?:cite|citet|numref|label|eqref|eqlabel|width|begin_tab|end_tab|ref):`[^`]*`")
 _DIGITS_WORD = re.compile(r"(?<![A-Za-z\-\d.])(\d+(?:\.\d+)?)(?=[a-z]{2,}\b)")
 
 
@@ -119,7 +121,7 @@ def normalise(text: str) -> str:
     """What both claims and passages are read as: nfkc, a number apart from the unit glued to
     it ("232ms" → "232 ms": text.figures would read 23), and small number words as digits
     ("five convolutional layers" = "5 个卷积层" = "五个卷积层")."""
-    t = _DIGITS_WORD.sub(r"\1 ", nfkc(text))
+    t = _DIGITS_WORD.sub(r"\1 ", nfkc(_ROLE.sub(" ", text)))
     t = _EN_NUM_WORD.sub(lambda m: str(_EN_NUM[m.group(1).lower()]), t)
     return _ZH_NUM_WORD.sub(lambda m: f" {_ZH_NUM[m.group(1)]} ", t)
 
@@ -357,24 +359,25 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
                 # fragment is about whichever of them the passage speaks of
                 c.inherited = sorted(q_clause.names, key=lambda n: not any(ch.isdigit() for ch in n))
                 c.from_question = True
-        if q_clause is not None and not c.terms and c.numbers:  # a bare fragment answers the question
+        if q_clause is not None and not c.terms and not c.maybe and c.numbers:  # a bare fragment answers the question
             if c.numbers[0].measure is None:
                 c.numbers[0].measure = asked_unit(question or "")  # "多少美元": a bare "5.6M" is dollars
             c.context = [n for n in q_clause.numbers if not n.year]
     return claim
 
 
-_ASKED = re.compile(r"(?:多少|几)(?:个|块|条|种|位|名|项|次)?\s*([\u3400-\u9fff]{1,4}?|[A-Za-z][\w\-]*)\s*(?:[？?，,。]|$|呢|吗|啊|训练|用|来)|"
+_ASKED = re.compile(r"(?:多少|几)(?:个|块|条|种|位|名|项|次)?\s*([\u3400-\u9fff]{1,4}?|[A-Za-z][\w\-]*)\s*"
+                    r"(?=的|和|与|[？?，,。、]|$|呢|吗|啊|训练|用|来)|"
                     r"how (?:many|much) ([a-z][a-z\- ]{1,30}?)(?:\b(?:do|does|did|is|are|was|were|has|have|had|in|of|per)\b|[?,.]|$)",
                     re.I)
-
-
-_ASKED_BEFORE = re.compile(r"([\u3400-\u9fff]{2,4}|[A-Za-z][\w\-]+)\s*(?:大概|大约|一共|总共|分别)?(?:是|有|为)?多少")
+_WHAT_OF = re.compile(r"\bwhat (?:is|are|was|were) (?:the )?([a-z][a-z\- ]{1,30}?) (?:of|for|in|on)\b", re.I)
+# a share needs no word of its own: "15%" is the proportion the question asks for
+_SHARE = frozenset("比例 百分比 比率 占比 percentage proportion fraction ratio share".split())
 
 
 def asked_unit(question: str) -> str | None:
-    """What a how-many question counts: "多少美元" → 美元, "how many experts" → experts,
-    "Elo 分数是多少" → 分数."""
+    """What a question asks to count or measure: "多少美元" → 美元, "how many experts" → experts,
+    "Elo 分数是多少" → 分数, "what is the context length of…" → length, "有多长" → 长度."""
     q = nfkc(question)
     if re.search(r"\b(?:dollars?|usd)\b|\$|美元|多少钱", q, re.I):  # a cost asked in money
         return "dollars"
@@ -384,11 +387,16 @@ def asked_unit(question: str) -> str | None:
     m = _ASKED.search(q)
     unit = (m.group(1) or m.group(2) or "").strip().split(" ")[-1] if m else ""
     if not unit or is_filler(unit):
-        b = _ASKED_BEFORE.search(q)
-        unit = b.group(1) if b else ""
-        if unit and _CJK.search(unit):
-            words = [w for w in cut(unit) if len(w) >= 2 and not is_filler(w)]
-            unit = words[-1] if words else ""
+        w = _WHAT_OF.search(q)
+        unit = w.group(1).split()[-1] if w else ""
+    ask = re.search(r"多少|几|多[长大久快高宽深]", q)
+    if (not unit or is_filler(unit)) and ask:
+        # "Top-5 错误率…降到了多少", "卷积窗口有多大": the last noun before the question word
+        named = {name_key(n) for n in _typed_names(q)}
+        nouns = [w for w, _, _, latin, pos in _tokens(q[:ask.start()])
+                 if (latin or pos.startswith(("n", "vn", "j"))) and len(w) >= 2 and not is_filler(w)
+                 and name_key(w) not in named]
+        unit = nouns[-1] if nouns else ""
     return unit if unit and not is_filler(unit) else None
 
 
@@ -587,6 +595,12 @@ def term_hit(term: str, low: str, aliases) -> float | None:
         if (_CJK.search(a) and a in flat) or (not _CJK.search(a) and re.search(
                 r"(?<![a-z])" + re.escape(_stem(a)), low)):
             return 1.0
+    if zh and len(term) >= 3 and best < 1.0:  # "训练成本" in English: training + cost
+        words = [w for w in cut(term) if len(w) >= 2]
+        if len(words) >= 2:
+            hits = [term_hit(w, low, aliases) for w in words]
+            if all(h == 1.0 for h in hits):
+                return 1.0
     share = _cjk_share(low)
     if not alias and best == 0.0 and ((not zh and share > 0.5) or (zh and share < 0.5)):
         return None
@@ -697,7 +711,8 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
                     u = us[j]
                     if not number_in(n, u.values):
                         continue
-                    if n.measure and not n.year and not _measured(n, u, aliases):
+                    if n.measure and not n.year and not (n.percent and n.measure.lower() in _SHARE) \
+                            and not _measured(n, u, aliases):
                         best_why = f"{n.text} measures something else here"
                         continue
                     if subject is None or name_in(subject, u.latin, u.ctx, aliases, v.latin) or \

@@ -110,6 +110,8 @@ def _group(labels, truth, pred, key) -> dict:
     out = {}
     for g, idx in sorted(groups.items()):
         s = stats([truth[i] for i in idx], [pred[i] for i in idx])
+        if len({truth[i] for i in idx}) < 2:
+            s["kappa"] = None  # one class only (e.g. every paraphrase is supported): κ says nothing
         out[g] = {k: s[k] for k in ("n", "accuracy", "kappa", "unsupported_recall", "tp", "fp", "fn", "tn")}
     return out
 

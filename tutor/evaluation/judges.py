@@ -349,7 +349,11 @@ def claim_lang(claim: str, lang: str | None = None) -> str:
 # yes / no thresholds on the log-odds log P(yes) - log P(no), fitted on the project labels
 # (`tutor eval judge --labels evals/datasets/judge_labels.jsonl --judge llm --calibrate`; the
 # cross-validated agreement is in README). A model not listed gets 0: "yes" more likely than "no".
-CALIBRATED: dict[str, float] = {}
+CALIBRATED: dict[str, float] = {
+    # 64 labels (32/32), 5-fold cross-validated κ −0.06: the 0.5B model's yes/no odds carry no
+    # signal here (it leans to "no" whatever the claim); kept so its report is at least honest
+    "qwen2.5-coder-0.5b": -1.19,
+}
 _YES_TOKENS = frozenset("yes y true 是 对 支持 正确 有".split())
 _NO_TOKENS = frozenset("no n false 否 不 不是 不对 不支持 错误 没有 无".split())
 
