@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize, new_figures,
-                          adds_nothing,
+                          adds_nothing, extractive, quotable,
                           is_refusal, normalise_citations, parse_citations, redact)
 from tutor.evidence import Selector, Verdict
 from tutor.api import Tutor
@@ -170,6 +170,13 @@ def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():
     en_q = "Why does AlexNet use ReLU?"
     assert not adds_nothing("Because ReLU avoids saturated gradients and trains faster.", en_q, "ReLU 避免梯度饱和")
     assert adds_nothing("AlexNet uses ReLU [1].", en_q, "ReLU 避免梯度饱和")
+
+
+def test_the_quoted_fallback_passes_over_units_with_nothing_to_read():
+    hits, units, verdict = _units("2.1.\nAlexNet 参数量: 60M，比 LeNet 大得多，训练时用了两块 GPU。\nhttps://example.org/alexnet")
+    assert any(not quotable(u) for u in units) and any(quotable(u) for u in units)
+    text = extractive(units, verdict, "zh")
+    assert "60M" in text and "2.1." not in text and "example.org" not in text
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():

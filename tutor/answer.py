@@ -303,16 +303,33 @@ def check_sentences(text: str, evidence_text: str, question: str) -> str:
     return _join(kept)
 
 
+_NOT_PROSE = re.compile(r"https?://\S+|:\w+:`[^`]*`|:\w+:\S+|[*_`#>|\\$]|\[[^\]]*\]\([^)]*\)")
+
+
+def quotable(u: Evidence) -> bool:
+    """Worth quoting to a learner on its own: some words left once links, d2l/markdown markup and
+    numbering are gone, and not a code line ("2.1.", a bare URL or `blk(X).shape` teach nothing)."""
+    if u.kind == "code":
+        return False
+    t = _NOT_PROSE.sub(" ", u.text)
+    cjk = len(re.findall(r"[\u3400-\u9fff]", t))
+    words = len(re.findall(r"[A-Za-z]{2,}", t))
+    return cjk + 2 * words >= 10
+
+
 def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2) -> str:
     """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
-    own words do not hold up against the evidence."""
-    best = [verdict.best] if verdict.best is not None else []
-    for u in sorted(units, key=lambda x: -x.score):
+    own words do not hold up against the evidence. The verdict's best unit leads (it holds the
+    asked-for figure); units with nothing to read are passed over when others have."""
+    ranked = ([verdict.best] if verdict.best is not None else []) + sorted(units, key=lambda x: -x.score)
+    pool = [u for u in ranked if quotable(u)] or ranked
+    best: list[Evidence] = []
+    for u in pool:
         if len(best) >= max_units:
             break
-        if not any(b.hit is u.hit and b.start == u.start for b in best) and u.score >= 0.6 * best[0].score \
-                if best else True:
-            best.append(u)
+        if best and (any(b.hit is u.hit and b.start == u.start for b in best) or u.score < 0.6 * best[0].score):
+            continue
+        best.append(u)
     quotes = [EXTRACTIVE["quote"][lang].format(quote=_quote(u), n=u.n) for u in best]
     return EXTRACTIVE["lead"][lang] + ("；" if lang == "zh" else "; ").join(quotes) + \
         ("。" if lang == "zh" else ".")
