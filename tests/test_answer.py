@@ -177,6 +177,10 @@ def test_the_quoted_fallback_passes_over_units_with_nothing_to_read():
     assert any(not quotable(u) for u in units) and any(quotable(u) for u in units)
     text = extractive(units, verdict, "zh")
     assert "60M" in text and "2.1." not in text and "example.org" not in text
+    # a result listed in a code block is worth quoting; a program line is not
+    _, code, _ = _units("```\nImageNet Top-5 错误率:\nResNet-152: 3.57%\n```\n```python\nblk(X).shape\n```")
+    verdicts = {u.text.strip(): quotable(u) for u in code}
+    assert verdicts["ResNet-152: 3.57%"] and not verdicts["blk(X).shape"]
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():
