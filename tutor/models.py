@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -203,4 +204,103 @@ def _materialise_e5(home: Path, progress: Progress | None) -> Path:
         if isinstance(e, ModelError):
             raise
         raise ModelError(f"could not convert multilingual-e5-small: {e}") from e
+    return folder
+
+
+# ---- ONNX exports of an embedder -------------------------------------------------------------
+
+# Settings.embed_backend → the ONNX precision it runs (None: torch). "onnx" is the measured default
+# (README "Numbers"); the index manifest records `backend_id` so a switch re-embeds the corpus.
+EMBED_BACKENDS: dict[str, str | None] = {"onnx": "int8", "onnx-fp32": "fp32", "torch": None}
+
+
+def backend_id(backend: str) -> str:
+    """The backend as an index records it: "torch", "onnx-int8", "onnx-fp32"."""
+    if backend not in EMBED_BACKENDS:
+        raise ModelError(f"unknown embed_backend {backend!r} (expected one of {', '.join(EMBED_BACKENDS)})")
+    precision = EMBED_BACKENDS[backend]
+    return "torch" if precision is None else f"onnx-{precision}"
+
+
+def onnx_folder(spec: str, home: Path, precision: str) -> Path:
+    if spec == "multilingual-e5-small":
+        base = E5_FOLDER
+    else:  # a local folder or hub id: readable name + a hash of where it came from
+        p = Path(spec).expanduser()
+        where = str(p.resolve()) if p.exists() else spec
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in (p.name or spec))[:60]
+        base = f"{name}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"
+    return home / "models" / f"{base}-onnx-{precision}"
+
+
+def _source_fingerprint(source: Path | str) -> str:
+    """Changes when the torch weights an export came from change (e.g. the e5 folder rebuilt)."""
+    if not isinstance(source, Path):
+        return f"hub:{source}"
+    h = hashlib.sha1()
+    for f in sorted(source.rglob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json") and not f.name.startswith("."):
+            st = f.stat()
+            h.update(f"{f.relative_to(source)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def onnx_state(spec: str, home: Path, precision: str) -> str:
+    meta = onnx_folder(spec, home, precision) / "export.json"
+    if meta.is_file():
+        try:
+            cos = json.loads(meta.read_text(encoding="utf-8")).get("verify_min_cosine")
+            return f"exported (verified: min cosine {cos} vs torch)"
+        except ValueError:
+            return "export damaged (redone on first use)"
+    return "not exported yet (exported on first use, ~1 min)"
+
+
+def resolve_onnx_embedder(spec: str, home: Path, precision: str, load_torch: Callable[[Path | str], object],
+                          prompts: tuple[str, str], progress: Progress | None = None,
+                          redo: bool = False) -> Path:
+    """The ONNX export of embedder `spec` in the model cache, made on first use: exported from the
+    torch model (`load_torch(location)`), verified against it, and renamed into place."""
+    from . import onnx_backend
+
+    source = resolve_embedder(spec, home, progress)
+    folder = onnx_folder(spec, home, precision)
+    fingerprint = _source_fingerprint(source)
+    meta_path = folder / onnx_backend.META
+    if not redo and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError:
+            meta = {}
+        if meta.get("export_version") == onnx_backend.EXPORT_VERSION and meta.get("source") == fingerprint:
+            return folder
+        if progress:
+            progress(f"ONNX export {folder.name} is out of date; exporting it again")
+    elif redo and progress:
+        progress(f"ONNX export {folder} is damaged; exporting it again")
+    if progress:
+        progress(f"exporting embedder {spec} to ONNX {precision} into the model cache (one time, ~1 min)…")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-onnx-"))
+    try:
+        model = load_torch(source)
+        meta = onnx_backend.export(model, tmp, precision, prompts, progress)
+        meta["source"] = fingerprint
+        (tmp / onnx_backend.META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        old = folder.parent / f".old-{folder.name}-{os.getpid()}"
+        if folder.exists():  # stale or damaged: move it aside, then swap the new one in
+            os.replace(folder, old)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process put its (equally verified) export there first
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, ModelError):
+            raise
+        raise ModelError(f"could not export embedder {spec!r} to ONNX {precision} ({str(e).splitlines()[0]}); "
+                         "set embed_backend = \"torch\" (TUTOR_EMBED_BACKEND=torch) to run it on torch") from e
+    if progress:
+        progress(f"ONNX export verified (min cosine {meta.get('verify_min_cosine')} vs torch): {folder}")
     return folder
