@@ -216,14 +216,14 @@ def search_cmd(
 @app.command("models")
 def models_cmd(json_out: bool = typer.Option(False, "--json")):
     """List the configured models, where they live and their state, plus the effective config."""
-    from .models import EMBED_BACKENDS, GGUF_PRESETS, backend_id, embedder_state, gguf_state, onnx_state
+    from .models import GGUF_PRESETS, backend_id, embedder_state, export_state, gguf_state
 
     with user_errors():
         s = settings()
         rows = [{"role": "embedder", "name": s.embedder, "state": embedder_state(s.embedder, s.home)}]
-        precision = EMBED_BACKENDS[s.embed_backend] if backend_id(s.embed_backend) else None
-        rows.append({"role": "embedder backend", "name": backend_id(s.embed_backend),
-                     "state": onnx_state(s.embedder, s.home, precision) if precision else "sentence-transformers"})
+        target = backend_id(s.embed_backend)
+        rows.append({"role": "embedder backend", "name": target,
+                     "state": "sentence-transformers" if target == "torch" else export_state(s.embedder, s.home, target)})
         for name, preset in GGUF_PRESETS.items():
             mark = " (configured)" if s.backend == "llamacpp" and s.model == name else ""
             rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.home),

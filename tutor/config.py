@@ -32,10 +32,10 @@ class Settings:
     query_prompt: str | None = None  # None: take the preset's / model's own prompts
     passage_prompt: str | None = None
     embed_batch_size: int = 8  # measured: 8 is ~3× faster than 32 on 2 CPU cores
-    # "onnx": ONNX Runtime, int8 weights (exported once into the model cache, verified against
-    # torch); "onnx-fp32": ONNX Runtime, fp32; "torch": sentence-transformers on torch (use it on a
-    # GPU). Chosen by the numbers in README "Numbers"; changing it re-embeds the corpus.
-    embed_backend: str = "onnx"
+    # "openvino" (bf16 on CPUs with AMX, else fp32) | "onnx" (ONNX Runtime, int8 weights): both run
+    # an export made once into the model cache and verified against torch | "torch"
+    # (sentence-transformers; use it on a GPU). Chosen by README "Numbers"; a change re-embeds the corpus.
+    embed_backend: str = "openvino"
     # chunking (characters); chosen on the dev set, see README "Numbers"
     chunk_size: int = 500
     chunk_overlap: int = 80

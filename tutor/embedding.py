@@ -1,5 +1,6 @@
-"""The embedder: a sentence-transformers model with the right query/passage prompts, run on torch
-or on ONNX Runtime (tutor/onnx_backend.py: exported once into the model cache, int8 by default).
+"""The embedder: a sentence-transformers model with the right query/passage prompts, run on
+OpenVINO, ONNX Runtime (int8) or torch (Settings.embed_backend). The first two run an export made
+once into the model cache and verified against torch (tutor/onnx_backend.py).
 
 Loading is lazy and happens once per process; an index records `identity()` (model, prompts and
 backend) so a query is never embedded with a model other than the one that built the index.
@@ -21,8 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Settings
-from .models import (EMBED_BACKENDS, EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder,
-                     resolve_onnx_embedder)
+from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
 QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
 
@@ -39,7 +39,6 @@ class Embedder:
     def __init__(self, settings: Settings, progress: Progress | None = None):
         self.spec = settings.embedder
         self.backend = backend_id(settings.embed_backend)  # checked now: a typo fails before any work
-        self._precision = EMBED_BACKENDS[settings.embed_backend]
         self.batch_size = max(1, settings.embed_batch_size)
         q, p = _default_prompts(self.spec)
         self.query_prompt = settings.query_prompt if settings.query_prompt is not None else q
@@ -53,7 +52,7 @@ class Embedder:
 
     @property
     def model(self):
-        """The loaded model: a SentenceTransformer (torch) or an OnnxEncoder."""
+        """The loaded model: a SentenceTransformer (torch) or an exported `onnx_backend.Encoder`."""
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
@@ -61,8 +60,8 @@ class Embedder:
         return self._model
 
     def _load(self):
-        if self._precision is not None:
-            return self._load_onnx()
+        if self.backend != "torch":
+            return self._load_export()
         location = resolve_embedder(self.spec, self._home, self._progress)
         try:
             return _load_st(location)
@@ -75,27 +74,28 @@ class Embedder:
                 return _load_st(resolve_embedder(self.spec, self._home, self._progress))
             raise ModelError(f"cannot load embedder {self.spec!r}: {str(e).splitlines()[0]}") from e
 
-    def _load_onnx(self):
-        from .onnx_backend import OnnxEncoder
+    def _load_export(self):
+        from .onnx_backend import load_encoder
 
         prompts = (self.query_prompt, self.passage_prompt)
 
         def folder(redo: bool = False) -> Path:
-            return resolve_onnx_embedder(self.spec, self._home, self._precision, _load_st_checked, prompts,
-                                         self._progress, redo=redo)
+            return resolve_exported_embedder(self.spec, self._home, self.backend, _load_st_checked, prompts,
+                                             self._progress, redo=redo)
         try:
-            return OnnxEncoder(folder())
+            return load_encoder(folder())
         except ModelError:
             raise
         except Exception as e:  # a damaged export (truncated file…): export it again, once
             if self._progress:
-                self._progress(f"ONNX export cannot be loaded ({type(e).__name__}); exporting it again")
+                self._progress(f"{self.backend} export cannot be loaded ({type(e).__name__}); exporting it again")
             try:
-                return OnnxEncoder(folder(redo=True))
+                return load_encoder(folder(redo=True))
             except ModelError:
                 raise
             except Exception as e2:
-                raise ModelError(f"cannot load the ONNX export of {self.spec!r}: {str(e2).splitlines()[0]}") from e2
+                raise ModelError(f"cannot load the {self.backend} export of {self.spec!r}: "
+                                 f"{str(e2).splitlines()[0]}") from e2
 
     @property
     def dim(self) -> int:
@@ -112,7 +112,7 @@ class Embedder:
     def _forward(self, texts: list[str]) -> np.ndarray:
         """One batch of already-prompted texts → normalised float32 vectors."""
         model = self.model
-        if self._precision is not None:
+        if self.backend != "torch":
             return model.encode(texts)
         return model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True,
                             show_progress_bar=False)
@@ -169,7 +169,7 @@ def _load_st(location: Path | str):
 
 
 def _load_st_checked(location: Path | str):
-    """The torch model an ONNX export is made from, on the CPU (the export runs there)."""
+    """The torch model an export is made from, on the CPU (the export runs there)."""
     try:
         model = _load_st(location)
     except Exception as e:

@@ -207,22 +207,22 @@ def _materialise_e5(home: Path, progress: Progress | None) -> Path:
     return folder
 
 
-# ---- ONNX exports of an embedder -------------------------------------------------------------
+# ---- exported embedders (ONNX Runtime, OpenVINO) ---------------------------------------------
 
-# Settings.embed_backend → the ONNX precision it runs (None: torch). "onnx" is the measured default
-# (README "Numbers"); the index manifest records `backend_id` so a switch re-embeds the corpus.
-EMBED_BACKENDS: dict[str, str | None] = {"onnx": "int8", "onnx-fp32": "fp32", "torch": None}
+# Settings.embed_backend → what runs it, as an index records it ("backend" in the embedder identity:
+# a switch re-embeds the corpus). Exported targets are made once into the model cache
+# (tutor/onnx_backend.py); the default is chosen by the numbers in README "Numbers".
+EMBED_BACKENDS: dict[str, str] = {"openvino": "openvino", "onnx": "onnx-int8", "torch": "torch"}
 
 
 def backend_id(backend: str) -> str:
-    """The backend as an index records it: "torch", "onnx-int8", "onnx-fp32"."""
+    """"openvino" | "onnx-int8" | "torch" for a Settings.embed_backend value (ModelError if unknown)."""
     if backend not in EMBED_BACKENDS:
         raise ModelError(f"unknown embed_backend {backend!r} (expected one of {', '.join(EMBED_BACKENDS)})")
-    precision = EMBED_BACKENDS[backend]
-    return "torch" if precision is None else f"onnx-{precision}"
+    return EMBED_BACKENDS[backend]
 
 
-def onnx_folder(spec: str, home: Path, precision: str) -> Path:
+def export_folder(spec: str, home: Path, target: str) -> Path:
     if spec == "multilingual-e5-small":
         base = E5_FOLDER
     else:  # a local folder or hub id: readable name + a hash of where it came from
@@ -230,7 +230,7 @@ def onnx_folder(spec: str, home: Path, precision: str) -> Path:
         where = str(p.resolve()) if p.exists() else spec
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in (p.name or spec))[:60]
         base = f"{name}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"
-    return home / "models" / f"{base}-onnx-{precision}"
+    return home / "models" / f"{base}-{target}"
 
 
 def _source_fingerprint(source: Path | str) -> str:
@@ -245,8 +245,8 @@ def _source_fingerprint(source: Path | str) -> str:
     return h.hexdigest()[:16]
 
 
-def onnx_state(spec: str, home: Path, precision: str) -> str:
-    meta = onnx_folder(spec, home, precision) / "export.json"
+def export_state(spec: str, home: Path, target: str) -> str:
+    meta = export_folder(spec, home, target) / "export.json"
     if meta.is_file():
         try:
             cos = json.loads(meta.read_text(encoding="utf-8")).get("verify_min_cosine")
@@ -256,15 +256,15 @@ def onnx_state(spec: str, home: Path, precision: str) -> str:
     return "not exported yet (exported on first use, ~1 min)"
 
 
-def resolve_onnx_embedder(spec: str, home: Path, precision: str, load_torch: Callable[[Path | str], object],
-                          prompts: tuple[str, str], progress: Progress | None = None,
-                          redo: bool = False) -> Path:
-    """The ONNX export of embedder `spec` in the model cache, made on first use: exported from the
-    torch model (`load_torch(location)`), verified against it, and renamed into place."""
+def resolve_exported_embedder(spec: str, home: Path, target: str, load_torch: Callable[[Path | str], object],
+                              prompts: tuple[str, str], progress: Progress | None = None,
+                              redo: bool = False) -> Path:
+    """The `target` export of embedder `spec` in the model cache, made on first use: exported from
+    the torch model (`load_torch(location)`), verified against it, and renamed into place."""
     from . import onnx_backend
 
     source = resolve_embedder(spec, home, progress)
-    folder = onnx_folder(spec, home, precision)
+    folder = export_folder(spec, home, target)
     fingerprint = _source_fingerprint(source)
     meta_path = folder / onnx_backend.META
     if not redo and meta_path.is_file():
@@ -275,16 +275,16 @@ def resolve_onnx_embedder(spec: str, home: Path, precision: str, load_torch: Cal
         if meta.get("export_version") == onnx_backend.EXPORT_VERSION and meta.get("source") == fingerprint:
             return folder
         if progress:
-            progress(f"ONNX export {folder.name} is out of date; exporting it again")
+            progress(f"{target} export {folder.name} is out of date; exporting it again")
     elif redo and progress:
-        progress(f"ONNX export {folder} is damaged; exporting it again")
+        progress(f"{target} export {folder} is damaged; exporting it again")
     if progress:
-        progress(f"exporting embedder {spec} to ONNX {precision} into the model cache (one time, ~1 min)…")
+        progress(f"exporting embedder {spec} for {target} into the model cache (one time, ~1 min)…")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-onnx-"))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-export-"))
     try:
         model = load_torch(source)
-        meta = onnx_backend.export(model, tmp, precision, prompts, progress)
+        meta = onnx_backend.export(model, tmp, target, prompts, progress)
         meta["source"] = fingerprint
         (tmp / onnx_backend.META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         old = folder.parent / f".old-{folder.name}-{os.getpid()}"
@@ -294,13 +294,15 @@ def resolve_onnx_embedder(spec: str, home: Path, precision: str, load_torch: Cal
             os.replace(tmp, folder)
         except OSError:  # another process put its (equally verified) export there first
             shutil.rmtree(tmp, ignore_errors=True)
+            if not meta_path.is_file():
+                raise
         shutil.rmtree(old, ignore_errors=True)
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, ModelError):
             raise
-        raise ModelError(f"could not export embedder {spec!r} to ONNX {precision} ({str(e).splitlines()[0]}); "
+        raise ModelError(f"could not export embedder {spec!r} for {target} ({str(e).splitlines()[0]}); "
                          "set embed_backend = \"torch\" (TUTOR_EMBED_BACKEND=torch) to run it on torch") from e
     if progress:
-        progress(f"ONNX export verified (min cosine {meta.get('verify_min_cosine')} vs torch): {folder}")
+        progress(f"{target} export verified (min cosine {meta.get('verify_min_cosine')} vs torch): {folder}")
     return folder

@@ -1,35 +1,39 @@
-"""The embedder on ONNX Runtime: export a sentence-transformers model once, then run it without torch.
+"""The embedder without torch: export a sentence-transformers model once, run it on OpenVINO or on
+ONNX Runtime.
 
-Why not sentence-transformers' own `backend="onnx"`: it goes through optimum-onnx, whose only
-release (0.1.0) needs transformers < 4.58, and this project runs transformers 5. The export here
-is small and explicit instead:
+Why not sentence-transformers' own `backend="onnx"` / `"openvino"`: both go through optimum
+(optimum-onnx, optimum-intel), whose releases need transformers < 4.58, and this project runs
+transformers 5. The export here is small and explicit instead:
 
-1. the torch model (eager attention, so ONNX Runtime can fuse it) wrapped with the model's own
-   pooling (mean or CLS) and L2 normalisation, exported with `torch.onnx.export`: one graph from
-   token ids to the sentence vector;
-2. ONNX Runtime's transformer optimizer fuses attention, layer norms and GELU;
-3. for "int8": dynamic quantisation of the weights, per output channel (per-tensor scales lose
-   too much: min cosine 0.974 against torch on corpus chunks, per-channel 0.99+), see QUANTIZED_OPS;
-4. verified against the torch model by cosine on query and passage texts, short and truncated.
+1. the torch model (eager attention: its graph fuses well) wrapped with the model's own pooling
+   (mean or CLS) and L2 normalisation, exported with `torch.onnx.export`: one graph from token ids
+   to the sentence vector;
+2. "openvino": converted to OpenVINO IR with fp16-stored weights (0.24 GB resident instead of
+   0.7); OpenVINO computes in bf16 on CPUs with AMX / AVX512-BF16 (this machine) and in fp32
+   elsewhere, both within 0.9999 cosine of torch;
+   "onnx-int8": ONNX Runtime's transformer fusions, then dynamic int8 quantisation per output
+   channel (per-tensor scales lose too much: min cosine 0.974 against torch), see QUANTIZED_OPS;
+3. verified against the torch model by cosine on query and passage texts, short and truncated.
 
-At run time only `onnxruntime` and `tokenizers` are imported: no torch, faster start, less memory.
+At run time only `openvino` or `onnxruntime`, and `tokenizers`, are imported: no torch.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-EXPORT_VERSION = 2
-META = "export.json"  # written last: its presence marks a complete export
-MODEL = "model.onnx"
+EXPORT_VERSION = 3
+META = "export.json"  # describes the export; the folder is renamed into place only when verified
 TOKENIZER = "tokenizer.json"
-PRECISIONS = ("int8", "fp32")
-MIN_COSINE = {"int8": 0.99, "fp32": 0.999}  # against the torch model, every verify text
+MODEL_FILE = {"onnx-int8": "model.onnx", "openvino": "model.xml"}
+TARGETS = tuple(MODEL_FILE)
+MIN_COSINE = {"onnx-int8": 0.99, "openvino": 0.999}  # against the torch model, every verify text
 # int8: the dense layers and the token embeddings (which keeps the model at ~130 MB: 0.28 GB RSS
 # instead of 0.8). The fused Attention's own QKV weights stay fp32: quantising them as well cost
 # the most quality (min cosine 0.989 instead of 0.993 over 300 corpus chunks and 100 questions).
@@ -51,46 +55,84 @@ VERIFY_TEXTS = (
 )
 
 
-class OnnxEncoder:
-    """An exported folder → L2-normalised sentence vectors (float32), one batch per call."""
+class ExportError(RuntimeError):
+    """The model cannot be exported, or the export does not embed like the torch model."""
+
+
+# ---- run time -----------------------------------------------------------------------------------
+class Encoder:
+    """An exported folder → L2-normalised float32 sentence vectors, one batch per `encode` call."""
 
     def __init__(self, folder: Path):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         folder = Path(folder)
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-        self.meta = meta
-        self.dim = int(meta["dim"])
+        self.meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        self.dim = int(self.meta["dim"])
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
-        self.tokenizer.enable_truncation(max_length=int(meta["max_seq_length"]))
-        self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=meta["pad_token"])
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # no warnings on stderr at load
-        self.session = ort.InferenceSession(str(folder / MODEL), opts, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer.enable_truncation(max_length=int(self.meta["max_seq_length"]))
+        self.tokenizer.enable_padding(pad_id=int(self.meta["pad_id"]), pad_token=self.meta["pad_token"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         enc = self.tokenizer.encode_batch(list(texts))
-        feed = {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        return np.asarray(self.session.run(["embedding"], feed)[0], dtype=np.float32)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        return np.ascontiguousarray(self._run(ids, mask), dtype=np.float32)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
-class ExportError(RuntimeError):
-    """The model cannot be exported, or the export does not embed like the torch model."""
+class OnnxEncoder(Encoder):
+    """ONNX Runtime on the CPU."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # no warnings on stderr at load
+        self.session = ort.InferenceSession(str(Path(folder) / MODEL_FILE["onnx-int8"]), opts,
+                                            providers=["CPUExecutionProvider"])
+
+    def _run(self, ids, mask):
+        return self.session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
 
 
-def export(st_model, dest: Path, precision: str, prompts: tuple[str, str],
+class OpenVinoEncoder(Encoder):
+    """OpenVINO on the CPU, at the precision the CPU is fastest in (bf16 where it has AMX)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(Path(folder) / MODEL_FILE["openvino"]))
+        self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one batch at a time (the UI is threaded)
+
+    def _run(self, ids, mask):
+        with self._lock:
+            self._request.infer({"input_ids": ids, "attention_mask": mask})
+            return self._request.get_output_tensor(0).data.copy()
+
+
+def load_encoder(folder: Path) -> Encoder:
+    target = json.loads((Path(folder) / META).read_text(encoding="utf-8"))["target"]
+    return {"onnx-int8": OnnxEncoder, "openvino": OpenVinoEncoder}[target](folder)
+
+
+# ---- export -------------------------------------------------------------------------------------
+def export(st_model, dest: Path, target: str, prompts: tuple[str, str],
            progress: Callable[[str], None] | None = None) -> dict:
-    """Write MODEL, TOKENIZER and META for the loaded SentenceTransformer `st_model` into `dest`
-    (an empty folder), verified against it; returns the metadata."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"unknown ONNX precision {precision!r} (expected {' or '.join(PRECISIONS)})")
+    """Write the `target` model, TOKENIZER and META for the loaded SentenceTransformer `st_model`
+    into `dest` (an empty folder), verified against it; returns the metadata."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown export target {target!r} (expected {' or '.join(TARGETS)})")
     say = progress or (lambda _m: None)
     dest = Path(dest)
     transformer, pooling = _modules(st_model)
@@ -99,42 +141,41 @@ def export(st_model, dest: Path, precision: str, prompts: tuple[str, str],
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise ExportError("the model has no fast (tokenizers) tokenizer")
 
-    say("  1/4 exporting the graph (torch → ONNX)…")
+    say("  1/3 exporting the graph (torch → ONNX)…")
     raw = dest / "raw.onnx"
     _torch_export(hf, pooling, raw)
-    say("  2/4 fusing attention and layer norms…")
-    fused = dest / "fused.onnx"
-    _optimize(raw, fused, hf.config)
-    if precision == "int8":
-        say("  3/4 quantising weights to int8 (per channel)…")
-        _quantize(fused, dest / MODEL)
+    if target == "onnx-int8":
+        say("  2/3 fusing attention and layer norms, quantising weights to int8 (per channel)…")
+        fused = dest / "fused.onnx"
+        _optimize(raw, fused, hf.config)
+        _quantize(fused, dest / MODEL_FILE[target])
         fused.unlink()
     else:
-        say("  3/4 keeping fp32 weights…")
-        fused.replace(dest / MODEL)
+        say("  2/3 converting to OpenVINO IR (fp16 weights)…")
+        import openvino as ov
+
+        ov.save_model(ov.Core().read_model(str(raw)), str(dest / MODEL_FILE[target]), compress_to_fp16=True)
     for extra in dest.glob("raw.onnx*"):
         extra.unlink()
     tokenizer.backend_tokenizer.save(str(dest / TOKENIZER))
 
-    meta = {
-        "export_version": EXPORT_VERSION, "precision": precision,
-        "dim": int((getattr(st_model, "get_embedding_dimension", None) or
-                    st_model.get_sentence_embedding_dimension)()),
-        "max_seq_length": int(st_model.max_seq_length),
-        "pad_id": int(tokenizer.pad_token_id), "pad_token": str(tokenizer.pad_token),
-        "pooling": pooling,
-    }
-    (dest / META).write_text(json.dumps(meta), encoding="utf-8")  # the caller renames `dest` into place only on success
-    say("  4/4 verifying against the torch model…")
-    worst = verify(st_model, OnnxEncoder(dest), prompts, MIN_COSINE[precision])
-    meta["verify_min_cosine"] = round(worst, 5)
+    dim = (getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension)()
+    meta = {"export_version": EXPORT_VERSION, "target": target, "dim": int(dim),
+            "max_seq_length": int(st_model.max_seq_length), "pad_id": int(tokenizer.pad_token_id),
+            "pad_token": str(tokenizer.pad_token), "pooling": pooling}
+    (dest / META).write_text(json.dumps(meta), encoding="utf-8")
+    say("  3/3 verifying against the torch model…")
+    encoder = load_encoder(dest)
+    meta["verify_min_cosine"] = round(verify(st_model, encoder, prompts, MIN_COSINE[target]), 5)
+    if isinstance(encoder, OpenVinoEncoder):
+        meta["verified_precision"] = encoder.precision
     (dest / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta
 
 
-def verify(st_model, encoder: OnnxEncoder, prompts: tuple[str, str], threshold: float,
+def verify(st_model, encoder: Encoder, prompts: tuple[str, str], threshold: float,
            texts: Sequence[str] = VERIFY_TEXTS) -> float:
-    """Min cosine between torch and ONNX vectors over `texts` with both prompts (ExportError if
+    """Min cosine between torch and exported vectors over `texts` with both prompts (ExportError if
     below `threshold`)."""
     worst, where = 1.0, ""
     for prompt in prompts:
@@ -146,7 +187,7 @@ def verify(st_model, encoder: OnnxEncoder, prompts: tuple[str, str], threshold: 
         if cos[i] < worst:
             worst, where = float(cos[i]), batch[i]
     if not worst >= threshold:
-        raise ExportError(f"ONNX export disagrees with the torch model: cosine {worst:.4f} < {threshold} "
+        raise ExportError(f"export disagrees with the torch model: cosine {worst:.4f} < {threshold} "
                           f"on {where[:40]!r}")
     return worst
 
@@ -187,7 +228,7 @@ def _torch_export(hf_model, pooling: str, path: Path) -> None:
             return torch.nn.functional.normalize(v, p=2.0, dim=1)
 
     before = getattr(hf_model.config, "_attn_implementation", None)
-    _set_attn(hf_model, "eager")  # the SDPA graph has NaN guards ONNX Runtime cannot fuse
+    _set_attn(hf_model, "eager")  # the SDPA graph has NaN guards that neither runtime fuses
     try:
         ids = torch.tensor([[0, 10, 11, 12, 2], [0, 13, 14, 2, 1]])
         mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
