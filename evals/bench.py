@@ -58,10 +58,11 @@ def child_prepare(backend: str, index: Path) -> dict:
     """Make sure the model is in the cache (an ONNX export is made here, once) and time a load."""
     from tutor.embedding import Embedder
     from tutor.models import backend_id, export_folder
+    from tutor.onnx_backend import RUNTIMES
 
     s = load_settings(embed_backend=backend)
     res: dict = {}
-    target = backend_id(backend)
+    target = RUNTIMES.get(backend_id(backend), ("torch",))[0]
     if target != "torch" and not (export_folder(s.embedder, s.home, target) / "export.json").is_file():
         t0 = time.perf_counter()
         Embedder(s, progress=lambda m: print(m, file=sys.stderr)).model
@@ -191,9 +192,9 @@ def child_gate(backends: list[str]) -> dict:
         e = Embedder(s.replace(embed_backend=b))
         cp = np.sum(e.passages(picked) * ref_p, axis=1)
         cq = np.sum(np.vstack([e.queries([q]) for q in questions]) * ref_q, axis=1)
-        out[e.backend] = {"min": round(float(min(cp.min(), cq.min())), 4),
-                          "chunks_min": round(float(cp.min()), 4), "chunks_mean": round(float(cp.mean()), 4),
-                          "questions_min": round(float(cq.min()), 4), "questions_mean": round(float(cq.mean()), 4)}
+        out[e.backend] = {"min": round(float(min(cp.min(), cq.min())), 6),
+                          "chunks_min": round(float(cp.min()), 6), "chunks_mean": round(float(cp.mean()), 6),
+                          "questions_min": round(float(cq.min()), 6), "questions_mean": round(float(cq.mean()), 6)}
     return out
 
 
@@ -207,7 +208,7 @@ def _child(*args: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backends", default="openvino,onnx,torch", help="comma-separated embed_backend values")
+    ap.add_argument("--backends", default="openvino,openvino-bf16,onnx,torch", help="comma-separated embed_backend values")
     ap.add_argument("--index", type=Path, default=Path("/tmp/bench-index"), help="one sub-folder per backend")
     ap.add_argument("--ask", type=int, default=3, help="questions to time end to end with the LLM (first backend)")
     ap.add_argument("--out", type=Path, default=Path("evals/runs/bench.json"))

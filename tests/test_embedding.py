@@ -37,12 +37,20 @@ def onnx_embedder(base_settings):
     return e
 
 
-SETTING = {"openvino": "openvino", "onnx-int8": "onnx"}  # backend id → Settings.embed_backend
+SETTING = {"openvino": "openvino", "openvino-bf16": "openvino-bf16", "onnx-int8": "onnx"}  # id → setting
+
+
+@pytest.fixture(scope="module")
+def bf16_embedder(base_settings, embedder):
+    """OpenVINO in bf16: the same export as the default backend, computed at another precision."""
+    e = Embedder(base_settings.replace(embed_backend="openvino-bf16"))
+    e.model
+    return e
 
 
 @pytest.fixture(params=list(SETTING))
-def exported(request, embedder, onnx_embedder):
-    return {"openvino": embedder, "onnx-int8": onnx_embedder}[request.param]
+def exported(request, embedder, bf16_embedder, onnx_embedder):
+    return {"openvino": embedder, "openvino-bf16": bf16_embedder, "onnx-int8": onnx_embedder}[request.param]
 
 
 def test_default_backend_is_openvino(embedder):
@@ -52,7 +60,7 @@ def test_default_backend_is_openvino(embedder):
 
 
 def test_unknown_backend_is_one_clear_error(base_settings):
-    with pytest.raises(ModelError, match=r"unknown embed_backend 'tensorrt' \(expected one of openvino, onnx, torch\)"):
+    with pytest.raises(ModelError, match=r"unknown embed_backend 'tensorrt' \(expected one of openvino, openvino-bf16, onnx, torch\)"):
         Embedder(base_settings.replace(embed_backend="tensorrt"))
 
 
@@ -60,11 +68,11 @@ def test_export_is_verified_and_reused(exported, base_settings):
     """The embedder exported the model into the cache (first run) or found it there; a second
     resolve reuses it without touching torch."""
     home = Path(base_settings.home)
-    target = exported.backend
+    target, precision = onnx_backend.RUNTIMES[exported.backend]
     folder = export_folder("multilingual-e5-small", home, target)
     meta = json.loads((folder / onnx_backend.META).read_text(encoding="utf-8"))
     assert meta["target"] == target and meta["export_version"] == onnx_backend.EXPORT_VERSION
-    assert meta["verify_min_cosine"] >= onnx_backend.MIN_COSINE[target]
+    assert meta["verify"][exported.backend] >= onnx_backend.MIN_COSINE[precision]
     assert meta["source"] == _source_fingerprint(resolve_embedder("multilingual-e5-small", home))
     weights = sorted(folder.glob("model.*"))
     assert sum(w.stat().st_size for w in weights) < 250_000_000  # int8 / fp16: far below the 470 MB fp32
@@ -87,7 +95,7 @@ def test_verify_rejects_an_export_that_disagrees(onnx_embedder, torch_embedder):
 
 
 def test_exported_backends_agree_with_torch(exported, torch_embedder):
-    floor = {"openvino": 0.999, "onnx-int8": 0.99}[exported.backend]
+    floor = {"openvino": 0.9999, "openvino-bf16": 0.999, "onnx-int8": 0.99}[exported.backend]
     for vecs, ref in ((exported.passages(TEXTS), torch_embedder.passages(TEXTS)),
                       (exported.queries(TEXTS), torch_embedder.queries(TEXTS))):
         assert vecs.shape == ref.shape == (len(TEXTS), 384) and vecs.dtype == np.float32

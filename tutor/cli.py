@@ -217,13 +217,15 @@ def search_cmd(
 def models_cmd(json_out: bool = typer.Option(False, "--json")):
     """List the configured models, where they live and their state, plus the effective config."""
     from .models import GGUF_PRESETS, backend_id, embedder_state, export_state, gguf_state
+    from .onnx_backend import RUNTIMES
 
     with user_errors():
         s = settings()
         rows = [{"role": "embedder", "name": s.embedder, "state": embedder_state(s.embedder, s.home)}]
-        target = backend_id(s.embed_backend)
-        rows.append({"role": "embedder backend", "name": target,
-                     "state": "sentence-transformers" if target == "torch" else export_state(s.embedder, s.home, target)})
+        backend = backend_id(s.embed_backend)
+        target = RUNTIMES.get(backend, ("torch",))[0]
+        rows.append({"role": "embedder backend", "name": backend,
+                     "state": "sentence-transformers" if backend == "torch" else export_state(s.embedder, s.home, target)})
         for name, preset in GGUF_PRESETS.items():
             mark = " (configured)" if s.backend == "llamacpp" and s.model == name else ""
             rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.home),

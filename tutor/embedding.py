@@ -1,6 +1,6 @@
 """The embedder: a sentence-transformers model with the right query/passage prompts, run on
-OpenVINO, ONNX Runtime (int8) or torch (Settings.embed_backend). The first two run an export made
-once into the model cache and verified against torch (tutor/onnx_backend.py).
+OpenVINO (fp32 or bf16), ONNX Runtime (int8) or torch (Settings.embed_backend). All but torch run
+an export made once into the model cache and verified against torch (tutor/onnx_backend.py).
 
 Loading is lazy and happens once per process; an index records `identity()` (model, prompts and
 backend) so a query is never embedded with a model other than the one that built the index.
@@ -75,22 +75,23 @@ class Embedder:
             raise ModelError(f"cannot load embedder {self.spec!r}: {str(e).splitlines()[0]}") from e
 
     def _load_export(self):
-        from .onnx_backend import load_encoder
+        from .onnx_backend import RUNTIMES, load_encoder
 
         prompts = (self.query_prompt, self.passage_prompt)
+        target, precision = RUNTIMES[self.backend]
 
         def folder(redo: bool = False) -> Path:
-            return resolve_exported_embedder(self.spec, self._home, self.backend, _load_st_checked, prompts,
+            return resolve_exported_embedder(self.spec, self._home, target, _load_st_checked, prompts,
                                              self._progress, redo=redo)
         try:
-            return load_encoder(folder())
+            return load_encoder(folder(), precision)
         except ModelError:
             raise
         except Exception as e:  # a damaged export (truncated file…): export it again, once
             if self._progress:
                 self._progress(f"{self.backend} export cannot be loaded ({type(e).__name__}); exporting it again")
             try:
-                return load_encoder(folder(redo=True))
+                return load_encoder(folder(redo=True), precision)
             except ModelError:
                 raise
             except Exception as e2:
