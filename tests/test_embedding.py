@@ -14,7 +14,7 @@ import pytest
 from tutor import onnx_backend
 from tutor.config import Settings, load_settings
 from tutor.embedding import Embedder
-from tutor.index import IndexError_, _why_rebuild, ingest, load_index
+from tutor.index import FORMAT_VERSION, IndexError_, _why_rebuild, ingest, load_index
 from tutor.models import ModelError, _source_fingerprint, export_folder, resolve_embedder, resolve_exported_embedder
 from tutor.retrieval import Retriever
 
@@ -157,7 +157,7 @@ def test_why_rebuild_knows_the_backend():
             "backend": "openvino"}
     torch = {**onnx, "backend": "torch"}
     chunker = {"version": 1}
-    base = {"format_version": 1, "chunker": chunker}
+    base = {"format_version": FORMAT_VERSION, "chunker": chunker}
     old_torch = {**base, "embedder": {k: v for k, v in torch.items() if k != "backend"}}  # before backends
     assert _why_rebuild(old_torch, torch, chunker) is None
     why = _why_rebuild(old_torch, onnx, chunker)
