@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize,
+from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize, new_figures,
                           is_refusal, normalise_citations, parse_citations, redact)
 from tutor.evidence import Selector, Verdict
 from tutor.api import Tutor
@@ -135,6 +135,17 @@ def test_invented_figure_falls_back_to_the_quoted_evidence():
     # the model's refusal cannot overrule evidence that answers: the evidence is quoted
     b = finalize("AlexNet 有多少参数？", REFUSAL, "", hits, units, verdict, _L(), {}, "zh")
     assert not b.refused and "60M" in b.text and b.citations[0].n == 1
+
+
+def test_repeating_the_questions_number_does_not_answer_a_quantity():
+    # seen from SmolLM2 in CI: "ResNet-152 的 Top-5 错误率是152 层" — 152 is the question's own number
+    hits, units, verdict = _units("ResNet-152 的 Top-5 错误率为 3.57%，共 152 层")
+    q = "ResNet-152 的 Top-5 错误率是多少？"
+    a = finalize(q, "ResNet-152 的 Top-5 错误率是152 层 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "3.57" in a.text and a.citations and a.timings_ms.get("extractive") == 1
+    b = finalize(q, "错误率是 3.57% [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "3.57" in b.text and "extractive" not in b.timings_ms
+    assert new_figures("ResNet-152 有 152 层", q) == [] and new_figures("GPT-3 有 1750 亿参数", "GPT-3 多大？")
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():

@@ -243,7 +243,7 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     checked = "" if is_refusal(text) else check_sentences(redact(text), evidence_text, question)
     q = Query.of(question)
     needs_figure = q.quantity or q.year
-    if not checked or (needs_figure and not figures(MARKER.sub("", checked))):
+    if not checked or (needs_figure and not new_figures(MARKER.sub("", checked), question)):
         checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
         timings["extractive"] = 1
     n_src = len(hits)
@@ -255,6 +255,13 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     citations = [Citation(n, hits[n - 1].chunk) for n in valid]
     return Answer(question, checked, False, citations, hits, thinking, llm.model, llm.backend, timings,
                   grounded=bool(citations), invalid_citations=invalid, evidence=list(units))
+
+
+def new_figures(text: str, question: str) -> list:
+    """Figures of `text` that the question did not already write, even inside a name: "ResNet-152
+    的错误率是 152 层" repeats the question's number and answers nothing."""
+    asked = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", question))}
+    return [f for f in figures(text) if f.value not in asked]
 
 
 def check_sentences(text: str, evidence_text: str, question: str) -> str:
