@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize, new_figures,
+                          adds_nothing,
                           is_refusal, normalise_citations, parse_citations, redact)
 from tutor.evidence import Selector, Verdict
 from tutor.api import Tutor
@@ -146,6 +147,25 @@ def test_repeating_the_questions_number_does_not_answer_a_quantity():
     b = finalize(q, "错误率是 3.57% [1]。", "", hits, units, verdict, _L(), {}, "zh")
     assert "3.57" in b.text and "extractive" not in b.timings_ms
     assert new_figures("ResNet-152 有 152 层", q) == [] and new_figures("GPT-3 有 1750 亿参数", "GPT-3 多大？")
+
+
+def test_a_figure_from_a_neighbouring_row_does_not_answer():
+    hits, units, verdict = _units("| 模型 | 参数量 |\n|---|---|\n| AlexNet | 60M |\n| VGG-16 | 138M |")
+    assert verdict.answerable and verdict.answering
+    a = finalize("AlexNet 有多少参数？", "AlexNet 有 138M 参数 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "60M" in a.text and a.timings_ms.get("extractive") == 1
+    b = finalize("AlexNet 有多少参数？", "AlexNet 有 60M 参数 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert b.text.startswith("AlexNet 有 60M") and "extractive" not in b.timings_ms
+
+
+def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():
+    hits, units, verdict = _units("AlexNet 参数量: 60M，使用 ReLU 激活函数避免梯度饱和")
+    q = "AlexNet 为什么用 ReLU？"
+    for reply in ("AlexNet 用 ReLU [1]。", "资料[1]"):
+        a = finalize(q, reply, "", hits, units, verdict, _L(), {}, "zh")
+        assert "梯度饱和" in a.text and a.timings_ms.get("extractive") == 1, reply
+    ok = finalize(q, "因为 ReLU 能避免梯度饱和 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "extractive" not in ok.timings_ms and adds_nothing("AlexNet 用 ReLU。", q, "ReLU 避免梯度饱和")
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():

@@ -21,7 +21,7 @@ from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figur
 from .glossary import language
 from .llm.base import LLM, LLMError, default_params, is_reasoning_model, repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import MARKER, figures, normalise_citations, parse_citations, split_sentences, terms
+from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
 from .types import Answer, Citation, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "answer_stream", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -243,7 +243,8 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     checked = "" if is_refusal(text) else check_sentences(redact(text), evidence_text, question)
     q = Query.of(question)
     needs_figure = q.quantity or q.year
-    if not checked or (needs_figure and not new_figures(MARKER.sub("", checked), question)):
+    if not checked or adds_nothing(checked, question, evidence_text) or \
+            (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
         checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
         timings["extractive"] = 1
     n_src = len(hits)
@@ -262,6 +263,25 @@ def new_figures(text: str, question: str) -> list:
     的错误率是 152 层" repeats the question's number and answers nothing."""
     asked = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", question))}
     return [f for f in figures(text) if f.value not in asked]
+
+
+def adds_nothing(text: str, question: str, evidence_text: str) -> bool:
+    """True when the reply holds no word of the evidence beyond the question's own: a restated
+    question ("Transformer 里用层规范化而不是批量规范化[1]。") or a bare source label ("资料[1]")."""
+    new = terms(MARKER.sub(" ", text)) - terms(question)
+    return not (new & terms(evidence_text))
+
+
+def answers_figure(text: str, question: str, verdict: Verdict) -> bool:
+    """Does `text` state a figure the question asks for? A new figure (not the question's own),
+    and — when the evidence has units that answer on their own (subject named, figure next to
+    the asked-for thing) — one of theirs: the 0.5B model often copies the figure of a neighbouring
+    table row or model ("DeepSeekMoE 16B 有 236B 总参数", V2's row)."""
+    stated = new_figures(text, question)
+    if not stated or not verdict.answering:
+        return bool(stated)
+    allowed = set().union(*(figure_values(f"{u.context} {u.text}") for u in verdict.answering))
+    return any(f.value in allowed for f in stated)
 
 
 def check_sentences(text: str, evidence_text: str, question: str) -> str:

@@ -64,6 +64,9 @@ class Verdict:
     best: Unit | None = None
     coverage: float = 0.0
     missing: list[str] = field(default_factory=list)
+    # every unit that answers on its own (subject named, figure next to the asked-for thing): a
+    # figure the answer states must come from one of these, not from a neighbour's row
+    answering: tuple[Unit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,9 +233,10 @@ class Selector:
     @staticmethod
     def near_text(u: Unit, by_chunk: dict[str, list[Unit]]) -> str:
         """Where a unit's subject is named: the unit, its context, its headings and the sentence
-        before it ("它…" refers back) — not any further away."""
+        before it ("它…" refers back; not for a table row) — not any further away."""
         c = u.hit.chunk
-        prev = [x.text for x in by_chunk[c.id] if x.order == u.order - 1]
+        # a table row's subject is its own first cell, never the row above it
+        prev = [] if u.kind == "row" else [x.text for x in by_chunk[c.id] if x.order == u.order - 1]
         return " ".join([u.context, u.text, c.title, c.section, *prev])
 
     def lexical(self, q: Query, u: Unit) -> float:
@@ -307,6 +311,7 @@ class Selector:
         if missing:
             return Verdict(False, "names not in the evidence", top, 0.0, missing)
         best: tuple[tuple, Unit, float] | None = None
+        answering: list[Unit] = []
         for u, text in windows:
             near = _norm_name(self.near_text(u, by_chunk))
             if q.names:
@@ -327,6 +332,8 @@ class Selector:
                 has_fig = has_fig and bool(_YEAR_VALUE.search(own))
             cov = q.coverage(set(tokenize(text)), normalise(text))
             key = (has_name and has_fig, cov, u.score)
+            if has_name and has_fig:
+                answering.append(u)
             if best is None or key > best[0]:
                 best = (key, u, cov)
         assert best is not None
@@ -338,7 +345,7 @@ class Selector:
             return Verdict(False, "attribute not covered", unit, cov)
         if top.score < min_score:
             return Verdict(False, "weak evidence", unit, cov)
-        return Verdict(True, "ok", unit, cov)
+        return Verdict(True, "ok", unit, cov, answering=tuple(answering))
 
 
 def unsupported_figures(sentence: str, evidence_text: str, question: str = "") -> list[str]:
