@@ -166,6 +166,10 @@ def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():
         assert "梯度饱和" in a.text and a.timings_ms.get("extractive") == 1, reply
     ok = finalize(q, "因为 ReLU 能避免梯度饱和 [1]。", "", hits, units, verdict, _L(), {}, "zh")
     assert "extractive" not in ok.timings_ms and adds_nothing("AlexNet 用 ReLU。", q, "ReLU 避免梯度饱和")
+    # an English answer from Chinese evidence shares no words with it: only a bare echo counts
+    en_q = "Why does AlexNet use ReLU?"
+    assert not adds_nothing("Because ReLU avoids saturated gradients and trains faster.", en_q, "ReLU 避免梯度饱和")
+    assert adds_nothing("AlexNet uses ReLU [1].", en_q, "ReLU 避免梯度饱和")
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():

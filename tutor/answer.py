@@ -266,10 +266,15 @@ def new_figures(text: str, question: str) -> list:
 
 
 def adds_nothing(text: str, question: str, evidence_text: str) -> bool:
-    """True when the reply holds no word of the evidence beyond the question's own: a restated
-    question ("Transformer 里用层规范化而不是批量规范化[1]。") or a bare source label ("资料[1]")."""
-    new = terms(MARKER.sub(" ", text)) - terms(question)
-    return not (new & terms(evidence_text))
+    """True when the reply says nothing beyond the question: a restated question ("Transformer
+    里用层规范化而不是批量规范化[1]。", "LoRA is a method that fine-tunes a model…") or a bare source
+    label ("资料[1]"). A reply whose new words are in another language than the evidence (an
+    English answer from Chinese notes) cannot be matched word for word: only the echo counts."""
+    body = MARKER.sub(" ", text)
+    new = terms(body) - terms(question)
+    if new & terms(evidence_text):
+        return False
+    return len(new) <= 1 or language(body) == language(evidence_text)
 
 
 def answers_figure(text: str, question: str, verdict: Verdict) -> bool:
