@@ -93,6 +93,15 @@ def test_index_built_with_another_embedder(built_index, tmp_path):
     assert_one_error_line(r, err, "built with embedder 'multilingual-e5-small'", str(other), "tutor ingest")
 
 
+def test_index_built_on_another_backend_and_unknown_backend(built_index, tmp_path):
+    r, err = run("search", "残差连接", tutor_index_dir=str(built_index.index_dir), tutor_embed_backend="torch")
+    assert_one_error_line(r, err, "backend 'openvino' but backend 'torch' is configured", "tutor ingest")
+    r, err = run("search", "残差连接", tutor_index_dir=str(built_index.index_dir), tutor_embed_backend="gpu")
+    assert_one_error_line(r, err, "unknown embed_backend 'gpu'")
+    r, err = run("models", tutor_embed_backend="gpu")
+    assert_one_error_line(r, err, "unknown embed_backend 'gpu'")
+
+
 def test_search_output_survives_square_brackets(built_index):
     # rich markup in note text ("[/INST]") used to crash the table, "[the docs]" used to vanish
     r = CliRunner().invoke(app, ["search", "--mode", "bm25", "Llama INST chat template"],
@@ -168,10 +177,11 @@ def test_damaged_model_cache_is_rebuilt(tmp_path, base_settings, embedder):
     assert (bad / E5_STAMP).is_file()
 
     messages: list[str] = []
-    e = Embedder(base_settings.replace(home=tmp_path / "home"), progress=messages.append)
+    torch = base_settings.replace(embed_backend="torch")  # the torch folder itself, not an ONNX export of it
+    e = Embedder(torch.replace(home=tmp_path / "home"), progress=messages.append)
     vec = e.passages(["残差连接让深层网络可以训练。"])
     assert any("damaged" in m for m in messages), messages
     assert (bad / E5_STAMP).is_file() and (bad / "model.safetensors").stat().st_size > 100_000_000
-    ref = embedder.passages(["残差连接让深层网络可以训练。"])
+    ref = Embedder(torch).passages(["残差连接让深层网络可以训练。"])
     assert vec.shape == ref.shape == (1, 384)
     assert float(vec[0] @ ref[0]) > 0.999

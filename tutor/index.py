@@ -264,13 +264,22 @@ def _clean_leftovers(index_dir: Path, keep: Path | None) -> list[str]:
     return gone
 
 
+def _embedder_of(manifest: dict) -> dict:
+    """The manifest's embedder identity; indexes from before backends were recorded ran on torch."""
+    return {"backend": "torch", **manifest.get("embedder", {})}
+
+
 def _why_rebuild(old: dict | None, embedder_id: dict, chunker: dict) -> str | None:
     if old is None:
         return None
     if old.get("format_version") != FORMAT_VERSION:
         return "index format changed"
-    if old.get("embedder") != embedder_id:
-        return (f"embedder changed ({old.get('embedder', {}).get('spec')} → {embedder_id['spec']}): "
+    before = _embedder_of(old)
+    if before != embedder_id:
+        if before.get("backend") != embedder_id.get("backend") and before.get("spec") == embedder_id["spec"]:
+            return (f"embedder backend changed ({before.get('backend')} → {embedder_id.get('backend')}): "
+                    "re-embedding the whole corpus")
+        return (f"embedder changed ({before.get('spec')} → {embedder_id['spec']}): "
                 "re-embedding the whole corpus")
     if old.get("chunker") != chunker:
         return "chunker settings changed: re-chunking and re-embedding the whole corpus"
@@ -331,6 +340,7 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
     current = {f.rel: f.sha256 for f in files}
     same_settings = old is not None and old.get("chunker") == chunker and \
         old.get("embedder", {}).get("spec") == settings.embedder and \
+        _embedder_of(old).get("backend") == embedder.backend and \
         old.get("format_version") == FORMAT_VERSION and \
         old.get("embedder", {}).get("query_prompt") == embedder.query_prompt and \
         old.get("embedder", {}).get("passage_prompt") == embedder.passage_prompt
@@ -435,6 +445,8 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
     t_embed = time.perf_counter()
     if to_embed:
         rep.start("embedding", len(to_embed))
+        # longest first: every batch holds chunks of similar length (least padding)
+        to_embed.sort(key=lambda i: -len(searchable_text(chunks[i])))
         for b in range(0, len(to_embed), EMBED_BATCH):
             batch = to_embed[b:b + EMBED_BATCH]
             vecs = embedder.passages([searchable_text(chunks[i]) for i in batch])

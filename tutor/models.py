@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -203,4 +204,107 @@ def _materialise_e5(home: Path, progress: Progress | None) -> Path:
         if isinstance(e, ModelError):
             raise
         raise ModelError(f"could not convert multilingual-e5-small: {e}") from e
+    return folder
+
+
+# ---- exported embedders (ONNX Runtime, OpenVINO) ---------------------------------------------
+
+# Settings.embed_backend → what runs it, as an index records it ("backend" in the embedder identity:
+# a switch re-embeds the corpus). The exports these run are made once into the model cache
+# (tutor/onnx_backend.py: RUNTIMES); the default is chosen by the numbers in README "Numbers".
+EMBED_BACKENDS: dict[str, str] = {"openvino": "openvino", "openvino-bf16": "openvino-bf16", "onnx": "onnx-int8",
+                                  "torch": "torch"}
+
+
+def backend_id(backend: str) -> str:
+    """The backend id ("openvino", "openvino-bf16", "onnx-int8", "torch") of a Settings.embed_backend
+    value (ModelError if unknown)."""
+    if backend not in EMBED_BACKENDS:
+        raise ModelError(f"unknown embed_backend {backend!r} (expected one of {', '.join(EMBED_BACKENDS)})")
+    return EMBED_BACKENDS[backend]
+
+
+def export_folder(spec: str, home: Path, target: str) -> Path:
+    if spec == "multilingual-e5-small":
+        base = E5_FOLDER
+    else:  # a local folder or hub id: readable name + a hash of where it came from
+        p = Path(spec).expanduser()
+        where = str(p.resolve()) if p.exists() else spec
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in (p.name or spec))[:60]
+        base = f"{name}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"
+    return home / "models" / f"{base}-{target}"
+
+
+def _source_fingerprint(source: Path | str) -> str:
+    """Changes when the torch weights an export came from change (e.g. the e5 folder rebuilt)."""
+    if not isinstance(source, Path):
+        return f"hub:{source}"
+    h = hashlib.sha1()
+    for f in sorted(source.rglob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json") and not f.name.startswith("."):
+            st = f.stat()
+            h.update(f"{f.relative_to(source)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def export_state(spec: str, home: Path, target: str) -> str:
+    meta = export_folder(spec, home, target) / "export.json"
+    if meta.is_file():
+        try:
+            cos = json.loads(meta.read_text(encoding="utf-8")).get("verify_min_cosine")
+            return f"exported (verified: min cosine {cos} vs torch)"
+        except ValueError:
+            return "export damaged (redone on first use)"
+    return "not exported yet (exported on first use, ~1 min)"
+
+
+def resolve_exported_embedder(spec: str, home: Path, target: str, load_torch: Callable[[Path | str], object],
+                              prompts: tuple[str, str], progress: Progress | None = None,
+                              redo: bool = False) -> Path:
+    """The `target` export of embedder `spec` in the model cache, made on first use: exported from
+    the torch model (`load_torch(location)`), verified against it, and renamed into place."""
+    from . import onnx_backend
+
+    source = resolve_embedder(spec, home, progress)
+    folder = export_folder(spec, home, target)
+    fingerprint = _source_fingerprint(source)
+    meta_path = folder / onnx_backend.META
+    if not redo and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError:
+            meta = {}
+        if meta.get("export_version") == onnx_backend.EXPORT_VERSION and meta.get("source") == fingerprint:
+            return folder
+        if progress:
+            progress(f"{target} export {folder.name} is out of date; exporting it again")
+    elif redo and progress:
+        progress(f"{target} export {folder} is damaged; exporting it again")
+    if progress:
+        progress(f"exporting embedder {spec} for {target} into the model cache (one time, ~1 min)…")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-export-"))
+    try:
+        model = load_torch(source)
+        meta = onnx_backend.export(model, tmp, target, prompts, progress)
+        meta["source"] = fingerprint
+        (tmp / onnx_backend.META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        old = folder.parent / f".old-{folder.name}-{os.getpid()}"
+        if folder.exists():  # stale or damaged: move it aside, then swap the new one in
+            os.replace(folder, old)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process put its (equally verified) export there first
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not meta_path.is_file():
+                raise
+        shutil.rmtree(old, ignore_errors=True)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, ModelError):
+            raise
+        raise ModelError(f"could not export embedder {spec!r} for {target} ({str(e).splitlines()[0]}); "
+                         "set embed_backend = \"torch\" (TUTOR_EMBED_BACKEND=torch) to run it on torch") from e
+    if progress:
+        progress(f"{target} export verified (min cosine {meta.get('verify_min_cosine')} vs torch): {folder}")
     return folder

@@ -158,6 +158,11 @@ class Retriever:
             raise IndexError_(
                 f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured: "
                 "run `tutor ingest` to rebuild, or set the embedder back")
+        built_on = ident.get("backend", "torch")  # indexes from before backends were recorded: torch
+        if built_on != embedder.backend:
+            raise IndexError_(
+                f"index was built with embedder {ident.get('spec')!r} on backend {built_on!r} but backend "
+                f"{embedder.backend!r} is configured: run `tutor ingest` to rebuild, or set embed_backend back")
         self.index = index
         self.embedder = embedder
         self.settings = settings

@@ -42,7 +42,7 @@ class EvalOptions:
 
 def _signature(tutor, opts: EvalOptions) -> dict:
     s = tutor.settings
-    retrieval_keys = ("embedder", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
+    retrieval_keys = ("embedder", "embed_backend", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
                       "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
                       "original_weight", "split_parts", "max_query_parts", "part_weight", "standalone_weight",
                       "source_boost", "heading_boost", "file_cap", "lead_bonus")
