@@ -443,6 +443,9 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", help="only the first N items"),
     k: Optional[int] = typer.Option(None, "-k", "--top-k"),
     mode: Optional[str] = typer.Option(None, "--mode", help="retrieval mode to answer from"),
+    baseline: Optional[str] = typer.Option(None, "--baseline",
+                                           help="also run a baseline pipeline beside the tutor: llamaindex "
+                                                "(llama-index defaults, same corpus, embedder and LLM) → OUT/baseline-llamaindex"),
 ):
     """Run a dataset through the tutor and write results.jsonl, report.json, report.md."""
     if ctx.invoked_subcommand is not None:
@@ -465,18 +468,62 @@ def eval_cmd(
             from .evaluation.answers import make_answer_row
 
             answer_row = make_answer_row(s, s.judge)
+        if baseline is not None:
+            _check_baseline(baseline, dataset)
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as p:
-            task = p.add_task(f"eval {dataset.name}", total=None)
-            try:
-                report = run(tutor, opts, progress=lambda d, t: p.update(task, completed=d, total=t),
-                             answer_row=answer_row)
-            except RunError as e:
-                raise ValueError(str(e)) from None
+        report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
+            tutor, opts, progress=progress, answer_row=answer_row), RunError)
         _print_summary(report)
+        if baseline is not None:
+            base_out = _run_baseline(s, tutor, opts)
+            console.print(f"baseline: {base_out / 'report.md'}")
         console.print(f"report: {out / 'report.md'}")
+
+
+def _run_with_progress(label: str, fn, run_error: type[Exception]):
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as p:
+        task = p.add_task(label, total=None)
+        try:
+            return fn(lambda d, t: p.update(task, completed=d, total=t))
+        except run_error as e:
+            raise ValueError(str(e)) from None
+
+
+def _check_baseline(name: str, dataset: Path) -> None:
+    from .evaluation.dataset import is_multiturn
+
+    if name != "llamaindex":
+        raise ValueError(f"unknown baseline {name!r}: the one baseline is llamaindex")
+    if is_multiturn(dataset):
+        raise ValueError("--baseline runs single-turn datasets (EVAL_SCHEMA.md), not conversations")
+    from .evaluation.baseline import _require
+
+    _require()
+
+
+def _run_baseline(s: Settings, tutor, opts) -> Path:
+    """The llama-index baseline into OUT/baseline-llamaindex, then beside the tutor in OUT's report."""
+    from contextlib import nullcontext
+    from dataclasses import replace
+
+    from .evaluation import baseline as bl
+    from .evaluation.compare import append_baseline
+    from .evaluation.runner import RunError, run
+
+    base_out = Path(opts.out) / f"baseline-{bl.NAME}"
+    index = bl.load_or_build_index(s, progress=lambda m: err.print(safe(m)))
+    llm_ctx = nullcontext((None, "")) if opts.retrieval_only else bl.baseline_llm(s, base_out)
+    with llm_ctx as (llm, llm_name):
+        pipe = bl.LlamaIndexBaseline(index, llm, llm_name, s.judge, s)
+        bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
+        report = _run_with_progress("llama-index baseline", lambda progress: run(
+            tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
+            answer_row=None if opts.retrieval_only else pipe.make_answer_row()), RunError)
+    _print_summary(report)
+    append_baseline(Path(opts.out), base_out)
+    return base_out
 
 
 @eval_app.command("compare")

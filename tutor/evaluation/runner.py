@@ -38,9 +38,13 @@ class EvalOptions:
     concurrency: int = 1
     judge: str = "claims"
     extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
+    pipeline: dict | None = None  # another pipeline's settings (a baseline): its signature instead
 
 
 def _signature(tutor, opts: EvalOptions) -> dict:
+    if opts.pipeline is not None:
+        return {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only, **opts.pipeline,
+                **({"judge": opts.judge} if not opts.retrieval_only else {})}
     s = tutor.settings
     retrieval_keys = ("embedder", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
                       "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
@@ -85,9 +89,11 @@ def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: t
 
 
 def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = None,
-        answer_row: Callable | None = None) -> dict:
+        answer_row: Callable | None = None, retrieval: Callable | None = None) -> dict:
     """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
-    answer-side fields and scores (the full eval); retrieval-only runs leave it None."""
+    answer-side fields and scores (the full eval); retrieval-only runs leave it None.
+    `retrieval(tutor, item)` makes an item's retrieval row (default: the tutor's, every mode)."""
+    retrieval = retrieval or retrieval_row
     convs = None
     if is_multiturn(opts.dataset):
         convs = load_conversations(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
@@ -123,7 +129,7 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         units = [it for it in items if it.id not in done]
 
         def work(item: EvalItem) -> list[dict]:
-            row = retrieval_row(tutor, item)
+            row = retrieval(tutor, item)
             if answer_row is not None:
                 row = answer_row(tutor, item, row)
             return [row]
@@ -164,7 +170,8 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
 def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: float, resumed: int) -> dict:
     report: dict = {"signature": sig, "n_items": len(items), "resumed_items": resumed,
                     "wall_time_s": round(wall_s, 2), "retrieval": {}}
-    for mode in MODES:
+    seen = {m for r in rows for m in r.get("ranks") or {}}
+    for mode in [m for m in MODES if m in seen or not rows] + sorted(seen - set(MODES)):
         per = {r["id"]: retrieval_scores(r["ranks"].get(mode)) for r in rows}
         report["retrieval"][mode] = aggregate(items, per)
     search_ms = [r["search_ms"].get(r["mode"]) for r in rows if r.get("search_ms")]
