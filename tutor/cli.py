@@ -463,17 +463,22 @@ def eval_cmd(
                      judge_backend=judge_backend, judge_base_url=judge_base_url, top_k=k, retrieval_mode=mode)
         out = out or Path("evals/runs") / f"{dataset.stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
         tutor = _make_tutor(s)
-        answer_row = None
+        answer_row = batch_answer = None
         if not retrieval_only:
             from .evaluation.answers import make_answer_row
+            from .llm.base import BACKENDS
 
             answer_row = make_answer_row(s, s.judge)
+            if BACKENDS.get(s.backend.strip().lower()) == "vllm":  # in-process vLLM: all prompts in one batch
+                from .evaluation.answers import make_batch_answer
+
+                batch_answer = make_batch_answer(s, s.judge)
         if baseline is not None:
             _check_baseline(baseline, dataset)
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
         report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
-            tutor, opts, progress=progress, answer_row=answer_row), RunError)
+            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer), RunError)
         _print_summary(report)
         if baseline is not None:
             base_out = _run_baseline(s, tutor, opts)

@@ -89,10 +89,14 @@ def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: t
 
 
 def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = None,
-        answer_row: Callable | None = None, retrieval: Callable | None = None) -> dict:
+        answer_row: Callable | None = None, retrieval: Callable | None = None,
+        batch_answer: Callable | None = None) -> dict:
     """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
     answer-side fields and scores (the full eval); retrieval-only runs leave it None.
-    `retrieval(tutor, item)` makes an item's retrieval row (default: the tutor's, every mode)."""
+    `retrieval(tutor, item)` makes an item's retrieval row (default: the tutor's, every mode).
+    `batch_answer(tutor, [(item, row), ...])` (a batching backend, single-turn datasets): the
+    retrieval rows of all pending items are made first, then it yields the finished rows, its
+    model call being one batch; rows are written as they come and put in item order at the end."""
     retrieval = retrieval or retrieval_row
     convs = None
     if is_multiturn(opts.dataset):
@@ -144,19 +148,26 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         for it in items:
             if it.id in done:
                 f.write(jsonl.dumps(done[it.id]) + "\n")
+    written = [it.id for it in items if it.id in done]
     with results_path.open("a", encoding="utf-8") as f, \
             ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
-        for unit_rows in pool.map(work, units):
+        if batch_answer is not None and convs is None and units:
+            retrieved = list(pool.map(lambda it: retrieval(tutor, it), units))
+            batches = [batch_answer(tutor, list(zip(units, retrieved)))]
+        else:
+            batches = pool.map(work, units)
+        for unit_rows in batches:
             for row in unit_rows:
                 f.write(jsonl.dumps(row) + "\n")
                 f.flush()
                 done[row["id"]] = row
+                written.append(row["id"])
                 finished += 1
                 if progress:
                     progress(finished, total)
     wall = time.perf_counter() - t0
     rows = [done[it.id] for it in items]
-    if todo and len(todo) < len(items):  # resumed rows came first: put the file back in item order
+    if written != [it.id for it in items]:  # resumed or batched rows came first: put the file in item order
         tmp = results_path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(jsonl.dumps(r) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(results_path)
