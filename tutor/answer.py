@@ -243,14 +243,15 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
     yield Event("stage", text="thinking")
     t1 = time.perf_counter()
     first = None
-    raw, reasoning, n_tokens = [], [], 0
+    raw, reasoning, n_tokens, n_thinking = [], [], 0, 0
     guard = _StreamGuard()
     for delta in llm.stream(messages, params):
         if first is None:
             first = time.perf_counter()
             timings["first_token"] = (first - t1) * 1000
-        n_tokens += 1
+        n_tokens += 1  # streamed pieces: one token each from vLLM and llama.cpp servers
         if delta.reasoning:
+            n_thinking += 1
             reasoning.append(delta.reasoning)
             yield Event("reasoning", text=redact(delta.reasoning))
         if delta.text:
@@ -262,6 +263,7 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
     timings["generate"] = (end - t1) * 1000
     timings["total"] = timings["retrieve"] + timings["select"] + timings["generate"]
     timings["tokens"] = n_tokens
+    timings["reasoning_tokens"] = n_thinking
     text, thinking = repair_late_close("".join(raw), "".join(reasoning))
     yield Event("done", answer=finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang))
 

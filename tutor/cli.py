@@ -421,6 +421,66 @@ def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional
         launch(s, s.host, s.port, share=share, no_auth=no_auth)  # asks for s.auth's log-in
 
 
+@app.command("bench")
+def bench_cmd(
+    dataset: Path = typer.Option(Path("evals/datasets/dev.jsonl"), "--dataset", help="JSONL in the EVAL_SCHEMA.md format"),
+    serve: Optional[str] = typer.Option(None, "--serve", metavar="MODEL",
+                                        help="start a server for MODEL and bench it: a hub id or folder → `vllm serve`, "
+                                             "a GGUF preset or .gguf path → llama.cpp's server"),
+    serve_arg: list[str] = typer.Option([], "--serve-arg", help="extra argument for `vllm serve` (repeatable), "
+                                                                 "e.g. --serve-arg=--gpu-memory-utilization=0.9"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="bench a running OpenAI-compatible server instead"),
+    model: Optional[str] = typer.Option(None, "--model", help="the served model name (with --base-url)"),
+    concurrency: str = typer.Option("1,8,32", "--concurrency", help="comma-separated levels"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N items"),
+    serial_limit: int = typer.Option(20, "--serial-limit", help="items at concurrency 1 (0: all)"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="reply cap (R1 distills think: give them 2048+)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="claims | lexical"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default evals/bench/<model>-<time>)"),
+):
+    """Answers/s, output tokens/s, TTFT and end-to-end p50/p95, thinking vs answer tokens, GPU
+    memory and answer quality at each concurrency level; bench.json + bench.md in --out."""
+    import time as _time
+    from contextlib import nullcontext
+
+    from .evaluation.bench import run_bench
+    from .evaluation.dataset import is_multiturn, load_dataset
+    from .llm.launch import serve as start_server
+
+    with user_errors():
+        levels = [int(x) for x in concurrency.split(",") if x.strip()]
+        if not levels or min(levels) < 1:
+            raise ValueError("--concurrency takes levels ≥ 1, e.g. 1,8,32")
+        if serve and base_url:
+            raise ValueError("--serve starts its own server: leave out --base-url")
+        if not dataset.is_file() or is_multiturn(dataset):
+            raise ValueError(f"{dataset}: not a single-turn dataset file (EVAL_SCHEMA.md)")
+        s = settings(max_tokens=max_tokens, judge=judge)
+        items = load_dataset(dataset, s.corpus_dir)[: limit or None]
+        if not items:
+            raise ValueError(f"{dataset}: no items")
+        name = (serve or model or s.model).replace("/", "_")
+        out = out or Path("evals/bench") / f"{Path(name).stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
+        out.mkdir(parents=True, exist_ok=True)
+        if serve:
+            err.print(f"starting a server for {safe(serve)} (log: {out / 'server.log'})…")
+        ctx = start_server(serve, out / "server.log", home=s.home, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                           extra=serve_arg) if serve else nullcontext(None)
+        with ctx as srv:
+            if srv is not None:
+                s = s.replace(backend="openai", base_url=srv.base_url, model=srv.model)
+            elif base_url:
+                s = s.replace(backend="openai", base_url=base_url, model=model)
+            tutor = _make_tutor(s)
+            bs = tutor.embedder.probe_batch_size()
+            info = {"model": s.model, "backend": s.backend, "server": srv.kind if srv else
+                    (mask_url(s.base_url) if s.backend == "openai" else s.backend), "dataset": str(dataset),
+                    "serial_limit": serial_limit, "max_tokens": s.max_tokens, "embed_batch_size": bs}
+            run_bench(tutor, items, levels, out, judge=s.judge, serial_limit=serial_limit or None, info=info,
+                      say=lambda m: console.print(safe(m), soft_wrap=True))
+        console.print(f"report: {out / 'bench.md'}")
+
+
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
                        invoke_without_command=True)
 app.add_typer(eval_app, name="eval")
