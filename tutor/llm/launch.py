@@ -65,7 +65,7 @@ def vllm_command(model: str, port: int, n_ctx: int | None, extra: list[str] | tu
 def serve(model: str, log_path: Path, *, home: Path, n_ctx: int = 4096, n_threads: int | None = None,
           extra: list[str] | tuple[str, ...] = (), timeout_s: float | None = None) -> Iterator[Served]:
     """Run a server for `model` until the block ends. GGUF → llama.cpp (served under the name
-    `model`), anything else → `vllm serve` (which loads from the hub or a local folder, so its
+    `model`, with `n_ctx`), anything else → `vllm serve` (which loads from the hub or a local folder, so its
     start-up may take minutes: the default wait is 15 min there, 2 min for llama.cpp)."""
     port = free_port()
     if is_gguf(model):
@@ -75,8 +75,10 @@ def serve(model: str, log_path: Path, *, home: Path, n_ctx: int = 4096, n_thread
         cmd, kind = llama_cpp_command(resolve_gguf(model, home), port, alias, n_ctx, n_threads), "llama.cpp"
         wait = timeout_s or 120.0
     else:
+        # no --max-model-len: the model's own (32k for Qwen2.5) leaves room for R1's long
+        # thinking; vLLM's paged KV cache does not reserve it per sequence
         alias, kind, wait = model, "vllm", timeout_s or 900.0
-        cmd = vllm_command(model, port, n_ctx, extra)
+        cmd = vllm_command(model, port, None, extra)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         try:
