@@ -77,3 +77,15 @@ def test_level_figures_from_rows():
     assert (r.answers_per_s, r.generated, r.output_tokens, r.output_tokens_per_s) == (1.5, 2, 60, 30.0)
     assert (r.reasoning_tokens, r.answer_tokens) == (30, 30)
     assert r.ttft_ms_p50 == 200.0 and r.e2e_ms_p50 == 900.0 and r.metrics["correct"] == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_vllm_command_adds_the_reasoning_parser_for_r1_only():
+    from tutor.llm.launch import is_gguf, vllm_command
+
+    r1 = vllm_command("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 8001, None)
+    assert r1[:3] == ["vllm", "serve", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"]
+    assert r1[r1.index("--reasoning-parser") + 1] == "deepseek_r1"
+    assert "--reasoning-parser" not in vllm_command("Qwen/Qwen2.5-7B-Instruct", 8000, None)
+    given = vllm_command("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 8001, None, ["--reasoning-parser=qwen3"])
+    assert [a for a in given if a.startswith("--reasoning-parser")] == ["--reasoning-parser=qwen3"]
+    assert is_gguf("smollm2-135m") and is_gguf("/models/x.GGUF") and not is_gguf("Qwen/Qwen2.5-7B-Instruct")
