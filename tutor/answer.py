@@ -19,12 +19,12 @@ from typing import Callable, Iterator
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
 from .glossary import language
-from .llm.base import LLM, LLMError, default_params, is_reasoning_model, repair_late_close
+from .llm.base import LLM, GenParams, LLMError, default_params, is_reasoning_model, repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
 from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
 from .types import Answer, Citation, Evidence, Hit, SearchResult
 
-__all__ = ["Event", "answer_stream", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
+__all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
            "parse_citations", "normalise_citations", "redact"]
 
 _SCAFFOLD = re.compile(r"</?(?:sources?|question|evidence)\b[^>]*>", re.I)
@@ -174,19 +174,33 @@ def _quote(u: Evidence, limit: int = 160) -> str:
     return t if len(t) <= limit else t[: limit - 1] + "…"
 
 
-def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM], settings: Settings,
-                  lang: str | None = None, embedder=None) -> Iterator[Event]:
-    """Answer `question` from `search`'s hits. Retrieval already happened (its time is in
-    `search.timings_ms`). `get_llm` is only called when the evidence answers the question, so an
-    off-topic or near-miss question is declined without loading or calling a model."""
+@dataclass
+class Pending:
+    """An answer up to the model call: hits, the evidence units and the verdict on them. The
+    streaming path and the batched one (`answer_batch`) share everything before and after."""
+
+    question: str
+    lang: str
+    hits: list[Hit]
+    units: list[Evidence]
+    verdict: Verdict
+    timings: dict[str, float]
+
+    def declined(self, settings: Settings) -> Answer:
+        self.timings["total"] = self.timings["retrieve"] + self.timings["select"]
+        return declined(self.question, self.lang, self.hits, self.timings, settings, self.verdict)
+
+
+def select_evidence(question: str, search: SearchResult, settings: Settings, lang: str | None = None,
+                    embedder=None) -> Pending | Answer:
+    """Gate, evidence units and verdict; an off-topic question comes back as its declined Answer."""
     lang = lang or language(question)
     lang = "en" if lang == "en" else "zh"
     timings: dict[str, float] = {"retrieve": search.timings_ms.get("total", 0.0)}
     hits = list(search.hits[: settings.answer_k])
     if not hits or search.similarity is None or search.similarity < settings.relevance_threshold:
         timings["total"] = timings["retrieve"]
-        yield Event("done", answer=declined(question, lang, hits, timings, settings))
-        return
+        return declined(question, lang, hits, timings, settings)
     t0 = time.perf_counter()
     sel = _selector(settings, embedder)
     query, scored = sel.score(question, hits)
@@ -196,29 +210,48 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
             u.hit is verdict.best.hit and u.start == verdict.best.start) for u in units):
         units = sorted([verdict.best, *units[: settings.evidence_units - 1]], key=lambda u: (u.n, u.order))
     timings["select"] = (time.perf_counter() - t0) * 1000
-    yield Event("sources", hits=tuple(hits))
-    yield Event("evidence", evidence=tuple(units))
-    if not verdict.answerable:
-        timings["total"] = timings["retrieve"] + timings["select"]
-        yield Event("done", answer=declined(question, lang, hits, timings, settings, verdict))
-        return
-    llm = get_llm()
+    return Pending(question, lang, hits, units, verdict, timings)
+
+
+def prompt_for(p: Pending, llm: LLM, settings: Settings) -> tuple[list[dict], GenParams]:
+    """The messages and sampling for this model (R1 distills: no system prompt, their sampling)."""
     params = default_params(llm.model, settings)
-    messages = build_messages(question, units, lang, system_prompt=not is_reasoning_model(llm.model))
+    messages = build_messages(p.question, p.units, p.lang, system_prompt=not is_reasoning_model(llm.model))
     if llm.context_window:  # a small server context: shorten the reply rather than fail
         room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
         params.max_tokens = max(16, min(params.max_tokens, room))
+    return messages, params
+
+
+def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM], settings: Settings,
+                  lang: str | None = None, embedder=None) -> Iterator[Event]:
+    """Answer `question` from `search`'s hits. Retrieval already happened (its time is in
+    `search.timings_ms`). `get_llm` is only called when the evidence answers the question, so an
+    off-topic or near-miss question is declined without loading or calling a model."""
+    p = select_evidence(question, search, settings, lang, embedder)
+    if isinstance(p, Answer):
+        yield Event("done", answer=p)
+        return
+    yield Event("sources", hits=tuple(p.hits))
+    yield Event("evidence", evidence=tuple(p.units))
+    if not p.verdict.answerable:
+        yield Event("done", answer=p.declined(settings))
+        return
+    llm = get_llm()
+    messages, params = prompt_for(p, llm, settings)
+    timings = p.timings
     yield Event("stage", text="thinking")
     t1 = time.perf_counter()
     first = None
-    raw, reasoning, n_tokens = [], [], 0
+    raw, reasoning, n_tokens, n_thinking = [], [], 0, 0
     guard = _StreamGuard()
     for delta in llm.stream(messages, params):
         if first is None:
             first = time.perf_counter()
             timings["first_token"] = (first - t1) * 1000
-        n_tokens += 1
+        n_tokens += 1  # streamed pieces: one token each from vLLM and llama.cpp servers
         if delta.reasoning:
+            n_thinking += 1
             reasoning.append(delta.reasoning)
             yield Event("reasoning", text=redact(delta.reasoning))
         if delta.text:
@@ -230,8 +263,29 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
     timings["generate"] = (end - t1) * 1000
     timings["total"] = timings["retrieve"] + timings["select"] + timings["generate"]
     timings["tokens"] = n_tokens
+    timings["reasoning_tokens"] = n_thinking
     text, thinking = repair_late_close("".join(raw), "".join(reasoning))
-    yield Event("done", answer=finalize(question, text, thinking, hits, units, verdict, llm, timings, lang))
+    yield Event("done", answer=finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang))
+
+
+def answer_batch(pending: list[Pending], llm: LLM, settings: Settings) -> list[Answer]:
+    """Answer many answerable `Pending`s with ONE `llm.generate_batch` call (in-process vLLM
+    schedules them together on the GPU), each with its own prompt and sampling. Each answer's
+    `generate` time is the whole batch's; `batch` says how many shared it."""
+    if not pending:
+        return []
+    prompts = [prompt_for(p, llm, settings) for p in pending]
+    t1 = time.perf_counter()
+    outs = llm.generate_batch([m for m, _ in prompts], [g for _, g in prompts])  # type: ignore[attr-defined]
+    gen_ms = (time.perf_counter() - t1) * 1000
+    answers = []
+    for p, out in zip(pending, outs):
+        timings = p.timings
+        timings.update(generate=gen_ms, tokens=out.tokens, batch=len(pending))
+        timings["total"] = timings["retrieve"] + timings["select"] + gen_ms
+        text, thinking = repair_late_close(out.text, out.reasoning)
+        answers.append(finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang))
+    return answers
 
 
 def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: list[Evidence],

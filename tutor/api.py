@@ -124,6 +124,16 @@ class Tutor:
                 ev = Event("done", answer=replace(ev.answer, question=question, standalone_question=standalone))
             yield ev
 
+    def prepare(self, question: str, k: int | None = None):
+        """A single-turn question up to the model call (`answer.Pending`), or its declined
+        `Answer` when it is off-topic: what `ask` does before generating, for callers that
+        generate many answers in one batch (`answer.answer_batch`)."""
+        from .answer import select_evidence
+
+        question = check_question(question, self.settings)
+        search = self.search(question, k=max(k or self.settings.top_k, self.settings.answer_k))
+        return select_evidence(question, search, self.settings, language(question), self.embedder)
+
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
             lang: str | None = None, rewrite=None, context: str | None = None) -> Answer:
         for ev in self.ask_stream(question, history=history, k=k, lang=lang, rewrite=rewrite, context=context):

@@ -440,6 +440,66 @@ def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional
         launch(s, s.host, s.port, share=share, no_auth=no_auth)  # asks for s.auth's log-in
 
 
+@app.command("bench")
+def bench_cmd(
+    dataset: Path = typer.Option(Path("evals/datasets/dev.jsonl"), "--dataset", help="JSONL in the EVAL_SCHEMA.md format"),
+    serve: Optional[str] = typer.Option(None, "--serve", metavar="MODEL",
+                                        help="start a server for MODEL and bench it: a hub id or folder → `vllm serve`, "
+                                             "a GGUF preset or .gguf path → llama.cpp's server"),
+    serve_arg: list[str] = typer.Option([], "--serve-arg", help="extra argument for `vllm serve` (repeatable), "
+                                                                 "e.g. --serve-arg=--gpu-memory-utilization=0.9"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="bench a running OpenAI-compatible server instead"),
+    model: Optional[str] = typer.Option(None, "--model", help="the served model name (with --base-url)"),
+    concurrency: str = typer.Option("1,8,32", "--concurrency", help="comma-separated levels"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N items"),
+    serial_limit: int = typer.Option(20, "--serial-limit", help="items at concurrency 1 (0: all)"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="reply cap (R1 distills think: give them 2048+)"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="claims | lexical"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default evals/bench/<model>-<time>)"),
+):
+    """Answers/s, output tokens/s, TTFT and end-to-end p50/p95, thinking vs answer tokens, GPU
+    memory and answer quality at each concurrency level; bench.json + bench.md in --out."""
+    import time as _time
+    from contextlib import nullcontext
+
+    from .evaluation.bench import run_bench
+    from .evaluation.dataset import is_multiturn, load_dataset
+    from .llm.launch import serve as start_server
+
+    with user_errors():
+        levels = [int(x) for x in concurrency.split(",") if x.strip()]
+        if not levels or min(levels) < 1:
+            raise ValueError("--concurrency takes levels ≥ 1, e.g. 1,8,32")
+        if serve and base_url:
+            raise ValueError("--serve starts its own server: leave out --base-url")
+        if not dataset.is_file() or is_multiturn(dataset):
+            raise ValueError(f"{dataset}: not a single-turn dataset file (EVAL_SCHEMA.md)")
+        s = settings(max_tokens=max_tokens, judge=judge)
+        items = load_dataset(dataset, s.corpus_dir)[: limit or None]
+        if not items:
+            raise ValueError(f"{dataset}: no items")
+        name = (serve or model or s.model).replace("/", "_")
+        out = out or Path("evals/bench") / f"{Path(name).stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
+        out.mkdir(parents=True, exist_ok=True)
+        if serve:
+            err.print(f"starting a server for {safe(serve)} (log: {out / 'server.log'})…")
+        ctx = start_server(serve, out / "server.log", home=s.home, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                           extra=serve_arg) if serve else nullcontext(None)
+        with ctx as srv:
+            if srv is not None:
+                s = s.replace(backend="openai", base_url=srv.base_url, model=srv.model)
+            elif base_url:
+                s = s.replace(backend="openai", base_url=base_url, model=model)
+            tutor = _make_tutor(s)
+            bs = tutor.embedder.probe_batch_size()
+            info = {"model": s.model, "backend": s.backend, "server": srv.kind if srv else
+                    (mask_url(s.base_url) if s.backend == "openai" else s.backend), "dataset": str(dataset),
+                    "serial_limit": serial_limit, "max_tokens": s.max_tokens, "embed_batch_size": bs}
+            run_bench(tutor, items, levels, out, judge=s.judge, serial_limit=serial_limit or None, info=info,
+                      say=lambda m: console.print(safe(m), soft_wrap=True))
+        console.print(f"report: {out / 'bench.md'}")
+
+
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
                        invoke_without_command=True)
 app.add_typer(eval_app, name="eval")
@@ -462,6 +522,9 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", help="only the first N items"),
     k: Optional[int] = typer.Option(None, "-k", "--top-k"),
     mode: Optional[str] = typer.Option(None, "--mode", help="retrieval mode to answer from"),
+    baseline: Optional[str] = typer.Option(None, "--baseline",
+                                           help="also run a baseline pipeline beside the tutor: llamaindex "
+                                                "(llama-index defaults, same corpus, embedder and LLM) → OUT/baseline-llamaindex"),
 ):
     """Run a dataset through the tutor and write results.jsonl, report.json, report.md."""
     if ctx.invoked_subcommand is not None:
@@ -479,23 +542,72 @@ def eval_cmd(
                      judge_backend=judge_backend, judge_base_url=judge_base_url, top_k=k, retrieval_mode=mode)
         out = out or Path("evals/runs") / f"{dataset.stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
         tutor = _make_tutor(s)
-        answer_row = None
+        answer_row = batch_answer = None
         if not retrieval_only:
             from .evaluation.answers import make_answer_row
+            from .llm.base import BACKENDS
 
             answer_row = make_answer_row(s, s.judge)
+            if BACKENDS.get(s.backend.strip().lower()) == "vllm":  # in-process vLLM: all prompts in one batch
+                from .evaluation.answers import make_batch_answer
+
+                batch_answer = make_batch_answer(s, s.judge)
+        if baseline is not None:
+            _check_baseline(baseline, dataset)
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as p:
-            task = p.add_task(f"eval {dataset.name}", total=None)
-            try:
-                report = run(tutor, opts, progress=lambda d, t: p.update(task, completed=d, total=t),
-                             answer_row=answer_row)
-            except RunError as e:
-                raise ValueError(str(e)) from None
+        report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
+            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer), RunError)
         _print_summary(report)
+        if baseline is not None:
+            base_out = _run_baseline(s, tutor, opts)
+            console.print(f"baseline: {base_out / 'report.md'}")
         console.print(f"report: {out / 'report.md'}")
+
+
+def _run_with_progress(label: str, fn, run_error: type[Exception]):
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as p:
+        task = p.add_task(label, total=None)
+        try:
+            return fn(lambda d, t: p.update(task, completed=d, total=t))
+        except run_error as e:
+            raise ValueError(str(e)) from None
+
+
+def _check_baseline(name: str, dataset: Path) -> None:
+    from .evaluation.dataset import is_multiturn
+
+    if name != "llamaindex":
+        raise ValueError(f"unknown baseline {name!r}: the one baseline is llamaindex")
+    if is_multiturn(dataset):
+        raise ValueError("--baseline runs single-turn datasets (EVAL_SCHEMA.md), not conversations")
+    from .evaluation.baseline import _require
+
+    _require()
+
+
+def _run_baseline(s: Settings, tutor, opts) -> Path:
+    """The llama-index baseline into OUT/baseline-llamaindex, then beside the tutor in OUT's report."""
+    from contextlib import nullcontext
+    from dataclasses import replace
+
+    from .evaluation import baseline as bl
+    from .evaluation.compare import append_baseline
+    from .evaluation.runner import RunError, run
+
+    base_out = Path(opts.out) / f"baseline-{bl.NAME}"
+    index = bl.load_or_build_index(s, progress=lambda m: err.print(safe(m)))
+    llm_ctx = nullcontext((None, "")) if opts.retrieval_only else bl.baseline_llm(s, base_out)
+    with llm_ctx as (llm, llm_name):
+        pipe = bl.LlamaIndexBaseline(index, llm, llm_name, s.judge, s)
+        bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
+        report = _run_with_progress("llama-index baseline", lambda progress: run(
+            tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
+            answer_row=None if opts.retrieval_only else pipe.make_answer_row()), RunError)
+    _print_summary(report)
+    append_baseline(Path(opts.out), base_out)
+    return base_out
 
 
 @eval_app.command("compare")

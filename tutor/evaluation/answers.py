@@ -154,26 +154,62 @@ def make_answer_row(settings, judge_name: str | None = None) -> Callable[[object
     judge = make_judge(settings, judge_name)
 
     def answer_row(tutor, item: EvalItem, row: dict, history: list | None = None, rewrite=None) -> dict:
-        row = dict(row)
-        row["judge"] = judge.name
         try:
             turn = {"history": history, "rewrite": rewrite} if history is not None or rewrite is not None else {}
             answer = tutor.ask(item.question, **turn)
-            ans = {**answer.to_dict(), "grounded": answer.grounded,
-                   "invalid_citations": answer.invalid_citations}
         except LLMError as e:
-            row.update(error=f"answer: {e}", scores=_empty_scores(item))
-            return row
-        row.update({k: ans.get(k) for k in ANSWER_FIELDS})
-        if isinstance(judge, LLMJudge) and (llm := getattr(tutor, "llm", None)) is not None:
-            judge.share_llm(llm)  # same model as the answers: no second copy
-        try:
-            row["scores"], row["judged"] = score_answer(item, ans, judge)
-        except LLMError as e:
-            row.update(error=f"judge: {e}", scores=_empty_scores(item))
-        return row
+            return dict(row, judge=judge.name, error=f"answer: {e}", scores=_empty_scores(item))
+        return scored_row(tutor, item, row, answer, judge)
 
     return answer_row
+
+
+def scored_row(tutor, item: EvalItem, row: dict, answer, judge: Judge) -> dict:
+    """The retrieval row plus an `Answer`'s fields and its scores (a judge error is the row's error)."""
+    from tutor.llm import LLMError
+
+    row = dict(row, judge=judge.name)
+    ans = {**answer.to_dict(), "grounded": answer.grounded, "invalid_citations": answer.invalid_citations}
+    row.update({k: ans.get(k) for k in ANSWER_FIELDS})
+    if isinstance(judge, LLMJudge) and (llm := getattr(tutor, "llm", None)) is not None:
+        judge.share_llm(llm)  # same model as the answers: no second copy
+    try:
+        row["scores"], row["judged"] = score_answer(item, ans, judge)
+    except LLMError as e:
+        row.update(error=f"judge: {e}", scores=_empty_scores(item))
+    return row
+
+
+def make_batch_answer(settings, judge_name: str | None = None) -> Callable:
+    """The runner's `batch_answer(tutor, [(item, row), ...])` for a batching backend (in-process
+    vLLM): evidence for every item first, declines scored at once, then ONE generate call for
+    all answerable prompts (`answer.answer_batch`). Yields finished rows; a failed batch makes
+    every row of it an error row, retried on resume."""
+    from tutor.answer import Pending, answer_batch
+    from tutor.llm import LLMError
+
+    judge = make_judge(settings, judge_name)
+
+    def batch_answer(tutor, pairs: list[tuple[EvalItem, dict]]):
+        waiting: list[tuple[EvalItem, dict, Pending]] = []
+        for item, row in pairs:
+            p = tutor.prepare(item.question)
+            if isinstance(p, Pending) and p.verdict.answerable:
+                waiting.append((item, row, p))
+            else:
+                yield scored_row(tutor, item, row, p if not isinstance(p, Pending) else p.declined(tutor.settings), judge)
+        if not waiting:
+            return
+        try:
+            answers = answer_batch([p for _, _, p in waiting], tutor.llm, tutor.settings)
+        except LLMError as e:
+            for item, row, _ in waiting:
+                yield dict(row, judge=judge.name, error=f"answer: {e}", scores=_empty_scores(item))
+            return
+        for (item, row, _), answer in zip(waiting, answers):
+            yield scored_row(tutor, item, row, answer, judge)
+
+    return batch_answer
 
 
 def _empty_scores(item: EvalItem) -> dict:

@@ -22,7 +22,10 @@ HEADLINE = (
     ("citation recall", ("answers", "overall", "citation_recall")),
     ("citation precision", ("answers", "overall", "citation_precision")),
     ("faithfulness", ("answers", "overall", "faithfulness")),
+    ("unanswerable refused", ("answers", "overall", "refused_ok")),
     ("answer latency p50 ms", ("latency_ms", "total", "p50")),
+    ("answer latency p95 ms", ("latency_ms", "total", "p95")),
+    ("throughput questions/min", ("throughput_qpm",)),
     ("search latency p50 ms", ("latency_ms", "search", "p50")),
 )
 
@@ -110,9 +113,7 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
     if rows_a and rows_b and set(rows_a) != set(rows_b):
         parts.append(f"\n**Different item sets** (A {len(rows_a)}, B {len(rows_b)}, {sum(i in rows_b for i in rows_a)} "
                      "shared): the headline covers each run's own items; the per-item lists only shared ones.")
-    rows = [[label, _get(rep_a, p), _get(rep_b, p), _delta(_get(rep_a, p), _get(rep_b, p))] for label, p in HEADLINE]
-    rows = [r for r in rows if r[1] is not None or r[2] is not None]
-    parts += ["\n## Headline\n", md_table(["metric", "A", "B", "Δ (B − A)"], rows)]
+    parts += ["\n## Headline\n", headline_md(rep_a, rep_b)]
     ch = item_changes(rows_a, rows_b)
     n_common = sum(i in rows_b for i in rows_a)
     parts.append(f"\n## Per item ({n_common} items in both runs)\n")
@@ -137,6 +138,29 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
     if only:
         parts.append(f"\n{len(only)} item(s) in only one run: {', '.join(only[:20])}" + (" …" if len(only) > 20 else ""))
     return "\n".join(parts) + "\n"
+
+
+def headline_md(rep_a: dict, rep_b: dict, names: tuple[str, str] = ("A", "B")) -> str:
+    rows = [[label, _get(rep_a, p), _get(rep_b, p), _delta(_get(rep_a, p), _get(rep_b, p))] for label, p in HEADLINE]
+    rows = [r for r in rows if r[1] is not None or r[2] is not None]
+    return md_table(["metric", *names, f"Δ ({names[1]} − {names[0]})"], rows)
+
+
+BASELINE_MARK = "\n## Beside the baseline"
+
+
+def append_baseline(run_dir: Path, base_dir: Path) -> None:
+    """Put a baseline run's headline beside the tutor's in the tutor run's report.md / .json."""
+    (rep, _), (base, _) = load_run(run_dir), load_run(base_dir)
+    name = base.get("signature", {}).get("pipeline", base_dir.name)
+    rep["baseline"] = {"pipeline": name, "run": str(base_dir), "signature": base.get("signature"),
+                       "headline": {label: _get(base, p) for label, p in HEADLINE}}
+    (run_dir / "report.json").write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
+    md_path = run_dir / "report.md"
+    md = md_path.read_text(encoding="utf-8").split(BASELINE_MARK)[0].rstrip("\n")
+    note = (f"{BASELINE_MARK}: {name}\n\nSame dataset and scoring; the baseline's own run folder is "
+            f"`{base_dir}` (`tutor eval compare {run_dir} {base_dir}` lists what changed per item).\n\n")
+    md_path.write_text(md + "\n" + note + headline_md(rep, base, ("tutor", name)) + "\n", encoding="utf-8")
 
 
 def _short(s: str, n: int = 90) -> str:

@@ -38,9 +38,13 @@ class EvalOptions:
     concurrency: int = 1
     judge: str = "claims"
     extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
+    pipeline: dict | None = None  # another pipeline's settings (a baseline): its signature instead
 
 
 def _signature(tutor, opts: EvalOptions) -> dict:
+    if opts.pipeline is not None:
+        return {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only, **opts.pipeline,
+                **({"judge": opts.judge} if not opts.retrieval_only else {})}
     s = tutor.settings
     retrieval_keys = ("embedder", "embed_backend", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
                       "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
@@ -85,9 +89,15 @@ def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: t
 
 
 def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = None,
-        answer_row: Callable | None = None) -> dict:
+        answer_row: Callable | None = None, retrieval: Callable | None = None,
+        batch_answer: Callable | None = None) -> dict:
     """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
-    answer-side fields and scores (the full eval); retrieval-only runs leave it None."""
+    answer-side fields and scores (the full eval); retrieval-only runs leave it None.
+    `retrieval(tutor, item)` makes an item's retrieval row (default: the tutor's, every mode).
+    `batch_answer(tutor, [(item, row), ...])` (a batching backend, single-turn datasets): the
+    retrieval rows of all pending items are made first, then it yields the finished rows, its
+    model call being one batch; rows are written as they come and put in item order at the end."""
+    retrieval = retrieval or retrieval_row
     convs = None
     if is_multiturn(opts.dataset):
         convs = load_conversations(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
@@ -123,7 +133,7 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         units = [it for it in items if it.id not in done]
 
         def work(item: EvalItem) -> list[dict]:
-            row = retrieval_row(tutor, item)
+            row = retrieval(tutor, item)
             if answer_row is not None:
                 row = answer_row(tutor, item, row)
             return [row]
@@ -138,19 +148,26 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         for it in items:
             if it.id in done:
                 f.write(jsonl.dumps(done[it.id]) + "\n")
+    written = [it.id for it in items if it.id in done]
     with results_path.open("a", encoding="utf-8") as f, \
             ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
-        for unit_rows in pool.map(work, units):
+        if batch_answer is not None and convs is None and units:
+            retrieved = list(pool.map(lambda it: retrieval(tutor, it), units))
+            batches = [batch_answer(tutor, list(zip(units, retrieved)))]
+        else:
+            batches = pool.map(work, units)
+        for unit_rows in batches:
             for row in unit_rows:
                 f.write(jsonl.dumps(row) + "\n")
                 f.flush()
                 done[row["id"]] = row
+                written.append(row["id"])
                 finished += 1
                 if progress:
                     progress(finished, total)
     wall = time.perf_counter() - t0
     rows = [done[it.id] for it in items]
-    if todo and len(todo) < len(items):  # resumed rows came first: put the file back in item order
+    if written != [it.id for it in items]:  # resumed or batched rows came first: put the file in item order
         tmp = results_path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(jsonl.dumps(r) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(results_path)
@@ -164,7 +181,8 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
 def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: float, resumed: int) -> dict:
     report: dict = {"signature": sig, "n_items": len(items), "resumed_items": resumed,
                     "wall_time_s": round(wall_s, 2), "retrieval": {}}
-    for mode in MODES:
+    seen = {m for r in rows for m in r.get("ranks") or {}}
+    for mode in [m for m in MODES if m in seen or not rows] + sorted(seen - set(MODES)):
         per = {r["id"]: retrieval_scores(r["ranks"].get(mode)) for r in rows}
         report["retrieval"][mode] = aggregate(items, per)
     search_ms = [r["search_ms"].get(r["mode"]) for r in rows if r.get("search_ms")]

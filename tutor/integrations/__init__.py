@@ -1,0 +1,1 @@
+"""Bridges to other frameworks; each is an optional extra and imported only when asked for."""
