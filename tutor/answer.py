@@ -175,7 +175,7 @@ def _quote(u: Evidence, limit: int = 160) -> str:
 
 
 def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM], settings: Settings,
-                  lang: str | None = None, embedder=None) -> Iterator[Event]:
+                  lang: str | None = None, embedder=None, level: str | None = None) -> Iterator[Event]:
     """Answer `question` from `search`'s hits. Retrieval already happened (its time is in
     `search.timings_ms`). `get_llm` is only called when the evidence answers the question, so an
     off-topic or near-miss question is declined without loading or calling a model."""
@@ -204,7 +204,7 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
         return
     llm = get_llm()
     params = default_params(llm.model, settings)
-    messages = build_messages(question, units, lang, system_prompt=not is_reasoning_model(llm.model))
+    messages = build_messages(question, units, lang, system_prompt=not is_reasoning_model(llm.model), level=level)
     if llm.context_window:  # a small server context: shorten the reply rather than fail
         room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
         params.max_tokens = max(16, min(params.max_tokens, room))

@@ -150,9 +150,9 @@ def aliases(key: str, source: str = "") -> set[str]:
     # "低秩适配（Low-Rank Adaptation, LoRA）", "残差网络（ResNet）", "Transformer（变换器）"
     for m in re.finditer(r"([\u3400-\u9fff]{2,12}|[A-Za-z][\w\- ]{1,40})\s*[（(]([^（）()]{1,60})[）)]", source):
         zh, inner = m.group(1), m.group(2)
-        names = [x.strip() for x in re.split(r"[,，/、]", inner)
+        names = [x.strip() for x in re.split(r"[,，/、;；]", inner)
                  if len(_clean(x)) >= 2 and not _clean(x).isdigit()]
-        group = {zh, *names}
+        group = {zh.strip(), *names}
         if any(_clean(g) == _clean(key) for g in group):
             out |= group
     return out
@@ -284,13 +284,28 @@ def highlight(passage: str, key: str) -> str:
     return passage if i < 0 else f"{passage[:i]}【{key}】{passage[i + len(key):]}"
 
 
+def quote_of(question: dict, width: int = 120) -> str:
+    """What the feedback quotes: the sentence / row the key sits in (`unit`), else the words around
+    the key in the passage, with the key highlighted."""
+    key = question["answer_key"]
+    unit = question.get("unit") or ""
+    if key in unit:
+        return highlight(unit.strip(), key)
+    text = (question.get("source") or {}).get("text", "")
+    i = text.find(key)
+    if i < 0:
+        return text[: 2 * width]
+    a, b = max(0, i - width), min(len(text), i + len(key) + width)
+    return ("…" if a else "") + highlight(text[a:b], key) + ("…" if b < len(text) else "")
+
+
 def grade(question: dict, answer: str, llm=None) -> Grade:
     """Grade `answer` to `question` (the `tutor quiz --json` question shape: kind, answer_key,
     source.text). `llm`: a model strong enough to judge explanations (None: coverage decides)."""
     key = question["answer_key"]
     kind = question.get("kind", "recall")
     source = (question.get("source") or {}).get("text", "")
-    quote = highlight(source, key)
+    quote = quote_of(question)
     lang = "en" if (question.get("lang") == "en") else "zh"
     if not answer.strip():
         return Grade(WRONG, 0.0, [key], "match", _feedback(WRONG, [key], quote, lang), quote)

@@ -96,7 +96,8 @@ class Quiz:
 
     def to_dict(self) -> dict:
         return {"topic": self.topic, "seed": self.seed, "lang": self.lang,
-                "questions": [q.to_dict() for q in self.questions], "candidates": self.candidates,
+                "questions": [{**q.to_dict(), "topic": self.topic} for q in self.questions],
+                "candidates": self.candidates,
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()}}
 
 
@@ -277,7 +278,8 @@ def _row_candidates(chunk: Chunk, span: Span, src: Source) -> list[Candidate]:
         if key_at < span.start:
             continue
         fig = _figure_key(text, key_at)
-        kind = "recall" if (fig and fig[0] == key_at and fig[1] - key_at >= len(plain) - 2) or len(plain) <= 12 \
+        is_fig = bool(fig and fig[0] == key_at and fig[1] - key_at >= len(plain) - 2)
+        kind = "recall" if is_fig or (len(plain) <= 20 and not re.search(r"[+、,，;；/&]|\s\S+\s", plain)) \
             else "explain"
         out.append(Candidate(kind, plain, key_at, src, row, {"subject": name, "label": _clean(header[j])}))
     return out
