@@ -242,7 +242,7 @@ class Tutor:
                 related = [h.chunk for h in self.search(found.query, k=8).hits]
                 pool = own + [c for c in related if c not in own]
             else:
-                pool = [h.chunk for h in self.search(topic, k=8).hits]
+                pool = [h.chunk for h in self.search(topic, k=12).hits]
         else:
             pool = [c for c in chunks if not c.path.startswith(("d2l-zh/", "papers/")) and c.page is None]
         paths = {c.path for c in pool}

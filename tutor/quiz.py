@@ -121,6 +121,12 @@ _BOLD_TERM = re.compile(r"^\s*(?:[-*+•]\s+|\d{1,2}[.)、]\s*)?(?:✅\s*)?\*\*(
 # "A 通过 B(，)让/使/使得/从而/来 C"
 _BY_MEANS = re.compile(r"^(?P<a>[^，,。；]{1,20}?)\s*通过\s*(?P<b>[^，,。；]{2,40}?)\s*[，,]?\s*(?:让|使得|使|从而|来|以)"
                        r"(?P<c>[^。；]{3,40})")
+# "残差网络的核心思想是：…", "X 的目的在于…"
+_ASPECT_IS = re.compile(r"^(?P<a>[^，,。；：:]{2,20}?)的(?P<b>核心思想|关键思想|关键|目的|作用|优点|缺点|思想|本质|原理|意义|动机|"
+                        r"主要贡献|贡献|好处)(?:是|在于)\s*[：:，,]?\s*(?P<y>[^。；]{6,120})")
+# "何恺明等人提出了*残差网络*（ResNet）", "Vaswani et al. proposed the Transformer"
+_PROPOSED = re.compile(r"(?P<who>[\u4e00-\u9fff]{2,4}等人|[A-Z][a-z]+ et al\.?)\s*(?:在\d{4}年)?(?:提出了?|proposed)\s*"
+                       r"(?P<what>[^，,。；]{2,40})")
 _GENERIC_LABELS = re.compile(r"^(?:例|例如|注|注意|note|e\.g|原因|观察|问题|输入|输出|结果|来源|作者|发表|引用|链接|参考|"
                              r"https?|python|#.*|.*arxiv.*|.*preprint.*|width|height|style|src|alt|href|class|id|"
                              r"figure|fig|table|eq|equation|doi|isbn|url)$", re.I)
@@ -157,7 +163,7 @@ def _figure_key(text: str, at: int) -> tuple[int, int] | None:
         a, b = at + f.start, at + f.end
         if text[a:b] != unicodedata.normalize("NFKC", text[a:b]) and len(text[a:b]) != f.end - f.start:
             continue  # offsets are approximate after NFKC changed the length: skip
-        if _YEARISH.match(text[a:b].strip()):
+        if _YEARISH.match(text[a:b].strip()) and not text.startswith("年", b):
             return None
         if _CURRENCY_BEFORE.search(text[:a]) and text[a - 1] in "$¥€":
             a -= 1
@@ -205,12 +211,23 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
             key = text[fig[0]:fig[1]]
             out.append(Candidate("recall", key, fig[0], src, unit,
                                  {"subject": subject, "label": label, "context": context}))
-        elif _ROLE_LABELS.search(label) and len(label) <= 8 and span.end - value_at >= 8:
+            return out
+        if _ROLE_LABELS.search(label) and len(label) <= 8 and span.end - value_at >= 8:
             out.append(Candidate("explain", text[value_at:span.end].strip(), value_at, src, unit,
                                  {"subject": subject, "term": label, "role": ""}))
+            return out
+    if span.kind != "sentence" or "$" in unit:
         return out
-    if span.kind != "sentence":
-        return out
+    m = _ASPECT_IS.match(unit)
+    if m:
+        out.append(Candidate("explain", m.group("y").strip(), span.start + m.start("y"), src, unit,
+                             {"subject": _clean(m.group("a")), "term": m.group("b"), "role": None}))
+    m = _PROPOSED.search(unit)
+    if m:
+        what = re.sub(r"[*]|\s*:cite:.*$", "", m.group("what")).strip()
+        if what:
+            out.append(Candidate("recall", m.group("who"), span.start + m.start("who"), src, unit,
+                                 {"who": True, "what": what}))
     body = _MD.sub("", unit)
     if body != unit:  # offsets of markup-free text would drift: only plain sentences below
         return out
@@ -313,6 +330,7 @@ TEMPLATES = {
         "recall_context": "{label}的{context}是多少？（见“{subject}”一节）",
         "recall_row": "在资料的表格中，“{subject}”这一行的“{label}”是什么？",
         "fill": "填空（根据资料）：{blanked}",
+        "who": "根据资料，是谁提出了{what}？",
         "cloze": "填空：{blanked}",
         "explain_role": "{subject}中的{term}有什么{role}？",
         "explain_term": "{subject}的{term}是什么？",
@@ -326,6 +344,7 @@ TEMPLATES = {
         "recall_context": "According to the sources (\"{subject}\"), what is the {context} of {label}?",
         "recall_row": "In the sources' table, what is the \"{label}\" in the row \"{subject}\"?",
         "fill": "Fill in the blank (from the sources): {blanked}",
+        "who": "According to the sources, who proposed {what}?",
         "cloze": "Fill in the blank: {blanked}",
         "explain_role": "According to the sources, what does {term} do in {subject}?",
         "explain_term": "According to the sources, what is the {term} of {subject}?",
@@ -341,6 +360,8 @@ def template(c: Candidate, lang: str) -> str:
     p = {k: v for k, v in c.parts.items()}
     subject = p.get("subject") or ("笔记" if lang != "en" else "the notes")
     if c.kind == "recall":
+        if p.get("who"):
+            return t["who"].format(what=p["what"])
         if p.get("fill"):
             return t["fill"].format(blanked=p["blanked"])
         if c.unit.lstrip().startswith("|"):
@@ -360,7 +381,7 @@ def template(c: Candidate, lang: str) -> str:
         return t["explain_goal"].format(subject=subject, goal=p["goal"])
     if p.get("role"):
         return t["explain_role"].format(subject=subject, term=p["term"], role=p["role"] if lang != "en" else "")
-    if "role" in p and not _ROLE_LABELS.search(p["term"]):
+    if "role" in p and p["role"] is not None and not _ROLE_LABELS.search(p["term"]):
         return t["explain_said"].format(subject=subject, term=p["term"])
     return t["explain_term"].format(subject=subject, term=p["term"])
 
@@ -458,13 +479,15 @@ def choose(cands: list[Candidate], n: int, seed: int) -> list[Candidate]:
     by_kind = {k: [c for c in order if c.kind == k] for k in KINDS}
     out: list[Candidate] = []
     keys: set[str] = set()
+    used: set[str] = set()  # one question per sentence / row: a cloze and an explain of one line answer each other
     while len(out) < n and any(by_kind.values()):
         for k in KINDS:
             while by_kind[k]:
                 c = by_kind[k].pop(0)
-                if normalise(c.key) in keys:
+                if normalise(c.key) in keys or normalise(c.unit) in used:
                     continue
                 keys.add(normalise(c.key))
+                used.add(normalise(c.unit))
                 out.append(c)
                 break
             if len(out) >= n:
@@ -482,7 +505,8 @@ def make_quiz(topic: str, chunks: list[Chunk], n: int = 5, seed: int = 0, lang: 
               llm=None, documents: dict[str, str] | None = None) -> Quiz:
     """A quiz of up to `n` questions from `chunks` (the topic's passages, most relevant first)."""
     t0 = time.perf_counter()
-    lang = lang or (language(topic) if topic else "zh")
+    # the notes are Chinese: an English quiz when asked, or when the topic is English words
+    lang = lang or ("en" if topic and language(topic) == "en" and len(re.findall(r"[A-Za-z]+", topic)) >= 3 else "zh")
     cands = pool(chunks)
     picked = choose(cands, n * 3, seed)  # spares for questions the checks reject
     questions: list[Question] = []
