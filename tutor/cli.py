@@ -516,16 +516,17 @@ def path_cmd(
     """The learning path: the notes' own roadmap topics in order, with passages, d2l chapters and papers."""
     with user_errors():
         tutor = _make_tutor(settings())
+        if done is not None or undo is not None:
+            topics = tutor.learning_path(related=False)  # cheap: no search
+            for ref, mark in ((done, True), (undo, False)):
+                if ref is None:
+                    continue
+                t = topics.find(ref)
+                if t is None:
+                    raise ValueError(f"no learning-path topic {ref!r} (see `tutor path`)")
+                tutor.progress_db.mark_done(t.title, mark)
+                err.print(f"{'marked done' if mark else 'cleared'}: {safe(t.title)}")
         path = tutor.learning_path(related=json_out)
-        for ref, mark in ((done, True), (undo, False)):
-            if ref is None:
-                continue
-            t = path.find(ref)
-            if t is None:
-                raise ValueError(f"no learning-path topic {ref!r} (see `tutor path`)")
-            tutor.progress_db.mark_done(t.title, mark)
-            err.print(f"{'marked done' if mark else 'cleared'}: {safe(t.title)}")
-            path = tutor.learning_path(related=json_out)
         if json_out:
             print(json.dumps(path.to_dict(), ensure_ascii=False))
             return

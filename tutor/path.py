@@ -56,9 +56,10 @@ class Topic:
 
     @property
     def query(self) -> str:
-        """What to search (and quiz) for this topic: its title and its items, short."""
-        items = " ".join(_items(self.text))
-        return f"{self.title} {items}"[:300]
+        """What to search (and quiz) for this topic: its title and first items, short (one search each)."""
+        title = re.sub(r"\s*[（(][^）)]*[）)]\s*$", "", self.title)  # "(2-3 周)"
+        items = " ".join(re.sub(r"^\d+[.、]\s*", "", i) for i in _items(self.text)[:3])
+        return f"{title} {items}"[:100]
 
     def to_dict(self) -> dict:
         return {"order": self.order, "title": self.title, "track": self.track, "kind": self.kind,

@@ -19,7 +19,7 @@ _EMOJI = re.compile(r"^[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\s]+")
 # headings that name an aspect, not a subject: asked about their parent ("ResNet 的核心贡献是什么？")
 _ASPECT = re.compile(r"核心|历史|贡献|意义|局限|问题|影响|论文|地位|创新|思想|原理|发现|突破|应用|总结|对比|优势|特点|"
                      r"练习|小结|结果|实验|背景|动机|summary|exercise|result|background", re.I)
-_SKIP = re.compile(r"^(?:目录|总结|小结|练习|参考|references?|exercises?|summary|table of contents|🎉.*)$", re.I)
+_SKIP = re.compile(r"^(?:目录|.*总结|.*小结|练习|参考|references?|exercises?|summary|table of contents|🎉.*)$", re.I)
 
 
 @dataclass(frozen=True)
