@@ -758,7 +758,8 @@ def build_app(tutor) -> gr.Blocks:
             thinking: dict | None = None
             thinking_raw = preview = ""
             live_hits: list[Hit] = []
-            stream = tutor.ask_stream(question, history=list(sess_v.history), k=k, level=level)
+            stream = tutor.ask_stream(question, history=list(sess_v.history), k=k,
+                                      **({"level": level} if level else {}))
             try:
                 for ev in stream:
                     if sess_v.version != v0:
