@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .glossary import language
-from .text import Span, figures, names, normalise, units
+from .text import Span, figures, names, normalise, sentence_spans, units
 from .types import Chunk
 
 KINDS = ("recall", "cloze", "explain")
@@ -127,6 +127,12 @@ _ASPECT_IS = re.compile(r"^(?P<a>[^，,。；：:]{2,20}?)的(?P<b>核心思想|
 # "何恺明等人提出了*残差网络*（ResNet）", "Vaswani et al. proposed the Transformer"
 _PROPOSED = re.compile(r"(?P<who>[\u4e00-\u9fff]{2,4}等人|[A-Z][a-z]+ et al\.?)\s*(?:在\d{4}年)?(?:提出了?|proposed)\s*"
                        r"(?P<what>[^，,。；]{2,40})")
+# "因为 X，所以 Y。" / "由于 X，因此 Y。" / "X，所以 Y。": why Y? — X
+_BECAUSE = re.compile(r"^(?:但是|而且|而)?(?:(?:因为|由于)(?P<x>[^，,。；]{4,60})[，,]\s*(?:所以|因此|因而)?|"
+                      r"(?P<x2>[^，,。；]{6,60})[，,]\s*(?:所以|因此|因而))(?P<y>[^。；]{4,60})[。；]?$")
+# "这个过程称为一个周期 (Epoch)", "…被称为残差网络": cloze on the named term
+_CALLED = re.compile(r"(?:被称为|也称为|称为|叫做|称作)\s*(?:一个|一种)?\s*[“\"*]?(?P<term>[\u4e00-\u9fff]{2,8}|[A-Za-z][\w\-]{1,20})"
+                     r"[”\"*]?\s*(?=[（(。，,；]|$)")
 _GENERIC_LABELS = re.compile(r"^(?:例|例如|注|注意|note|e\.g|原因|观察|问题|输入|输出|结果|来源|作者|发表|引用|链接|参考|"
                              r"https?|python|#.*|.*arxiv.*|.*preprint.*|width|height|style|src|alt|href|class|id|"
                              r"figure|fig|table|eq|equation|doi|isbn|url)$", re.I)
@@ -213,8 +219,9 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
                                  {"subject": subject, "label": label, "context": context}))
             return out
         if _ROLE_LABELS.search(label) and len(label) <= 8 and span.end - value_at >= 8:
+            item = _item_above(text, span.start)  # "1. **RNN (1986) - 顺序建模**:" names whose 优势 this is
             out.append(Candidate("explain", text[value_at:span.end].strip(), value_at, src, unit,
-                                 {"subject": subject, "term": label, "role": ""}))
+                                 {"subject": item or subject, "term": label, "role": ""}))
             return out
     if span.kind != "sentence" or "$" in unit:
         return out
@@ -231,11 +238,21 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
     body = _MD.sub("", unit)
     if body != unit:  # offsets of markup-free text would drift: only plain sentences below
         return out
+    m = _BECAUSE.match(unit)
+    if m and not _BY_MEANS.match(unit):
+        g = "x" if m.group("x") else "x2"
+        out.append(Candidate("explain", m.group(g).strip(), span.start + m.start(g), src, unit,
+                             {"subject": subject, "why": m.group("y").strip(" ，,")}))
+    m = _CALLED.search(unit)
+    if m and len(unit) >= 15 and m.start() >= 4:
+        term = m.group("term")
+        out.append(Candidate("cloze", term, span.start + m.start("term"), src, unit, {"blanked": _blank(unit, term)}))
     m = _BY_MEANS.match(unit)
     if m:
         b_at = span.start + m.start("b")
         out.append(Candidate("explain", m.group("b"), b_at, src, unit,
-                             {"subject": m.group("a").strip(), "goal": m.group("c").strip(" ，,")}))
+                             {"subject": re.sub(r"(?:是|就是|则)$", "", m.group("a").strip()),
+                              "goal": re.sub(r"^(?:以|来|从而)", "", m.group("c").strip(" ，,"))}))
     d = _DEFINES.match(unit)
     if d and len(unit) >= 15 and "$" not in unit and not re.search(r"[?？]$", unit) and _is_term(d.group("term"), d.group("verb")):
         term = d.group("term")
@@ -246,8 +263,25 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
             and not re.fullmatch(r"(?:19|20)\d\d[a-z]", text[fig[0]:fig[1]]):
         key = text[fig[0]:fig[1]]
         if re.search(r"[%万亿KMBkmbt]|[\u4e00-\u9fff]$|[a-z]$", key.strip()):  # a figure with a unit
-            out.append(Candidate("recall", key, fig[0], src, unit, {"blanked": _blank(unit, key), "fill": True}))
+            out.append(Candidate("recall", key, fig[0], src, unit,
+                                 {"blanked": _blank(unit, key, fig[0] - span.start), "fill": True}))
     return out
+
+
+_ITEM = re.compile(r"^\s*\d{1,2}\.\s*\*\*(?P<name>[^*\n]{2,40})\*\*", re.M)
+
+
+def _item_above(text: str, at: int) -> str:
+    """The numbered bold item a line sits under ("2. **LSTM (1997) - 门控机制**:" → "LSTM"), if no
+    heading comes between them."""
+    before = text[:at]
+    last = None
+    for m in _ITEM.finditer(before):
+        last = m
+    if last is None or re.search(r"^\s*#{1,6}\s", before[last.end():], re.M) and \
+            not re.search(r"^```", before[last.end():], re.M):
+        return ""
+    return heading_name(last.group("name"))
 
 
 def _glossary_term(term: str) -> bool:
@@ -302,17 +336,37 @@ def _row_candidates(chunk: Chunk, span: Span, src: Source) -> list[Candidate]:
     return out
 
 
-def _blank(unit: str, key: str) -> str:
-    """The unit with every occurrence of the key blanked, list marker and markup dropped."""
-    shown = re.sub(r"^\s*(?:[-*+•]\s+|\d{1,2}[.)、]\s*)", "", unit.replace(key, "\x00"))
+def _blank(unit: str, key: str, at: int | None = None) -> str:
+    """The unit with the key blanked — every occurrence of a term, or the one figure at `at` (so
+    "5 万" does not eat into "2.5 万"; a repeat elsewhere makes the question give itself away) —
+    list marker and markup dropped."""
+    marked = unit[:at] + "\x00" + unit[at + len(key):] if at is not None else unit.replace(key, "\x00")
+    shown = re.sub(r"^\s*(?:[-*+•]\s+|\d{1,2}[.)、]\s*)", "", marked)
     return _MD.sub("", _EMOJI.sub("", shown)).replace("\x00", "____").strip()
+
+
+_CODE_LIKE = re.compile(r"[=(){}\[\]<>]|^\s*(?:def|import|from|class|return|for|if|#)\b")
+
+
+def _spans(text: str) -> list[Span]:
+    """The passage's units; a "code" line that is Chinese prose (notes that fence their prose in
+    ``` blocks) is read as the sentences it holds."""
+    out: list[Span] = []
+    for span in units(text):
+        line = text[span.start:span.end]
+        if span.kind == "code" and len(re.findall(r"[\u4e00-\u9fff]", line)) >= 10 and not _CODE_LIKE.search(line) \
+                and re.search(r"[。！？；]", line):
+            out += [Span(a, b, "sentence") for a, b in sentence_spans(text, span.start, span.end)]
+        else:
+            out.append(span)
+    return out
 
 
 def candidates(chunk: Chunk) -> list[Candidate]:
     """Every question candidate of one passage, in passage order, keys checked against it."""
     subject = heading_name(chunk.section, chunk.title)
     out = []
-    for span in units(chunk.text):
+    for span in _spans(chunk.text):
         for c in _unit_candidates(chunk, span, subject):
             key = c.key.strip()
             if len(key) < 1 or chunk.text[c.key_at:c.key_at + len(key)] != key:
@@ -336,6 +390,7 @@ TEMPLATES = {
         "explain_term": "{subject}的{term}是什么？",
         "explain_said": "资料里关于{subject}的“{term}”是怎么说的？",
         "explain_goal": "{subject}是通过什么{goal}的？",
+        "explain_why": "（{subject}）为什么{why}？",
         "explain_row": "{subject}的“{label}”是什么？请简要说明。",
     },
     "en": {
@@ -350,6 +405,7 @@ TEMPLATES = {
         "explain_term": "According to the sources, what is the {term} of {subject}?",
         "explain_said": "What do the sources say about \"{term}\" ({subject})?",
         "explain_goal": "According to the sources, how does {subject} achieve this: \"{goal}\"?",
+        "explain_why": "({subject}) According to the sources, why is it that \"{why}\"?",
         "explain_row": "According to the sources, what is the \"{label}\" of {subject}? Explain briefly.",
     },
 }
@@ -379,6 +435,8 @@ def template(c: Candidate, lang: str) -> str:
         return t["explain_row"].format(subject=subject, label=p["label"])
     if p.get("goal"):
         return t["explain_goal"].format(subject=subject, goal=p["goal"])
+    if p.get("why"):
+        return t["explain_why"].format(subject=subject, why=p["why"])
     if p.get("role"):
         return t["explain_role"].format(subject=subject, term=p["term"], role=p["role"] if lang != "en" else "")
     if "role" in p and p["role"] is not None and not _ROLE_LABELS.search(p["term"]):
