@@ -188,7 +188,7 @@ class Tutor:
 
     def _path_topics(self):
         """The learning path's topics without passages (cheap; cached per index generation)."""
-        from .path import build, read_manifest
+        from .path import build
 
         index = self.index
         with self._lock:
