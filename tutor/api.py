@@ -165,7 +165,7 @@ class Tutor:
     def _next_topic(self, chunks) -> str | None:
         try:
             topics = self._path_topics()
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):  # e.g. CorpusError: the corpus folder moved away
             return None
         for i, t in enumerate(topics):
             if any(c.path == t.path and c.start < t.end and c.end > t.start for c in chunks):
@@ -234,7 +234,7 @@ class Tutor:
             if topic.strip().isdigit() or len(topic) <= 60:
                 try:
                     found = self.learning_path(related=False).find(topic)
-                except (OSError, ValueError):
+                except (OSError, ValueError, RuntimeError):  # no corpus folder: search the index
                     found = None
             if found is not None:
                 title = found.title
