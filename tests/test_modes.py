@@ -129,6 +129,8 @@ def test_quiz_json_and_grade_cli(modes: Tutor, tmp_path):
     rows = json.loads(prog.stdout)
     assert rows["topics"][0]["topic"] == "DeepSeek-V3" and rows["topics"][0]["attempts"] == 2
     assert rows["topics"][0]["correct"] == 1
+    table = CliRunner().invoke(app, ["progress"], env=env)  # the rich table
+    assert table.exit_code == 0 and "DeepSeek-V3" in table.output and "wrong" in table.output
 
 
 def test_interactive_quiz_in_the_terminal(modes: Tutor):
