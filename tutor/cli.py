@@ -456,7 +456,9 @@ def quiz_cmd(
     lang: Optional[str] = typer.Option(None, "--lang", help="zh | en (default: the topic's language)"),
     seed: int = typer.Option(0, "--seed", help="same seed, same quiz"),
     json_out: bool = typer.Option(False, "--json", help="print the quiz as JSON and exit"),
-    no_llm: bool = typer.Option(False, "--no-llm", help="template questions only (no model is loaded)"),
+    use_llm: Optional[bool] = typer.Option(None, "--llm/--no-llm",
+                                           help="let the LLM rephrase the template questions (checked); "
+                                                "default: the quiz_llm_phrasing setting (off)"),
     grade_file: Optional[Path] = typer.Option(None, "--grade", metavar="QUESTION_JSON",
                                               help="grade an answer to this question (a file with one question "
                                                    "object of `quiz --json`, or - for stdin); prints JSON"),
@@ -484,7 +486,7 @@ def quiz_cmd(
             print(json.dumps(g.to_dict(), ensure_ascii=False))
             return
         tutor = _make_tutor(s)
-        quiz = tutor.quiz(topic, n=n, seed=seed, lang=lang, use_llm=False if no_llm else None)
+        quiz = tutor.quiz(topic, n=n, seed=seed, lang=lang, use_llm=use_llm)
         if json_out:
             print(json.dumps(quiz.to_dict(), ensure_ascii=False))
             return

@@ -206,7 +206,7 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
             at = span.start + unit.find(name)
             out.append(Candidate("cloze", name, at, src, unit, {"blanked": _blank(unit, name)}))
         return out
-    lab = _LABELLED.match(unit)
+    lab = _LABELLED.match(unit) if chunk.page is None else None  # a PDF's "x: y" lines are references, headers
     if lab and not _GENERIC_LABELS.match(_clean(lab.group("label"))):
         label = _clean(lab.group("label"))
         value_at = span.start + lab.start("value")
@@ -268,7 +268,8 @@ def _unit_candidates(chunk: Chunk, span: Span, subject: str) -> list[Candidate]:
     return out
 
 
-_ITEM = re.compile(r"^\s*\d{1,2}\.\s*\*\*(?P<name>[^*\n]{2,40})\*\*", re.M)
+# "1. **RNN (1986) - 顺序建模**:" or a bare "1. 标准微调（Standard Fine-tuning）" line
+_ITEM = re.compile(r"^\s*\d{1,2}\.\s*(?:\*\*(?P<name>[^*\n]{2,40})\*\*|(?P<bare>[^*\n:：。，]{2,40}?)\s*[:：]?\s*$)", re.M)
 
 
 def _item_above(text: str, at: int) -> str:
@@ -281,7 +282,7 @@ def _item_above(text: str, at: int) -> str:
     if last is None or re.search(r"^\s*#{1,6}\s", before[last.end():], re.M) and \
             not re.search(r"^```", before[last.end():], re.M):
         return ""
-    return heading_name(last.group("name"))
+    return heading_name(last.group("name") or last.group("bare"))
 
 
 def _glossary_term(term: str) -> bool:
