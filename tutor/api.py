@@ -160,7 +160,8 @@ class Tutor:
         cited = [c.chunk for c in answer.citations] or [h.chunk for h in answer.sources[:2]]
         if not cited:
             return []
-        return suggest(question, cited, self.outline, lang, next_topic=self._next_topic(cited))
+        others = [h.chunk for h in answer.sources if h.chunk not in cited]
+        return suggest(question, cited, self.outline, lang, next_topic=self._next_topic(cited), retrieved=others)
 
     def _next_topic(self, chunks) -> str | None:
         try:

@@ -51,9 +51,9 @@ class Outline:
         after = [s for s in self.sections.get(path, []) if len(s) == len(section) and s[:-1] == section[:-1]
                  and s != section]
         mine = self.sections.get(path, []).index(section) if section in self.sections.get(path, []) else -1
-        # the next sections first (what comes after in the notes), then the earlier ones
+        # the next sections first (what comes after in the notes), then the earlier ones, nearest first
         later = [s for s in after if self.sections[path].index(s) > mine]
-        return later + [s for s in after if s not in later]
+        return later + [s for s in reversed(after) if s not in later]
 
 
 def _plain(h: str) -> str:
@@ -84,33 +84,47 @@ def question_for(section: tuple[str, ...], lang: str, title: str = "") -> str | 
 
 
 def suggest(question: str, cited: list[Chunk], outline: Outline, lang: str = "zh",
-            next_topic: str | None = None, limit: int = 3) -> list[str]:
-    """Up to `limit` follow-ups: a child heading, a sibling heading (for each cited passage in
-    turn), the next learning-path topic; none that repeats the question."""
+            next_topic: str | None = None, limit: int = 3, retrieved: list[Chunk] | None = None) -> list[str]:
+    """Up to `limit` follow-ups: a child heading, a sibling heading (of the cited passages, then of
+    the other retrieved ones), the next learning-path topic, then the parent's siblings (a last
+    section of its file has neither children nor siblings); none that repeats the question."""
     asked = normalise(question)
     out: list[str] = []
+    cores: list[str] = []
+
+    def core_of(q: str) -> str:
+        q = re.sub(r"^什么是|是什么？$|讲了什么？$|^What is |^What about the |^What do the sources say about |\?$|？$", "", q)
+        return normalise(re.sub(r"^学习路线的下一步“|”要学什么$|^What does the next step, \"|\", cover$", "", q))
 
     def add(q: str | None) -> None:
-        if not q:
+        if not q or len(out) >= limit:
             return
-        core = normalise(re.sub(r"^什么是|是什么？$|^What is |^What about the |\?$|？$", "", q))
-        if q not in out and core and core not in asked and asked not in normalise(q):
-            out.append(q)
+        core = core_of(q)
+        bare = re.sub(r"^[一二三四五六七八九十]+、", "", core)
+        if q in out or not core or core in asked or asked in normalise(q):
+            return
+        if any(bare in c or c in bare for c in cores):  # "什么是大模型专项学习？" and the next step "三、大模型专项学习"
+            return
+        cores.append(bare)
+        out.append(q)
 
-    kids, sibs = [], []
-    for c in cited:
-        sec = tuple(p for p in c.section.split(SEP) if p)
-        kids += [question_for(s, lang, c.title) for s in outline.children(c.path, sec)]
-        sibs += [question_for(s, lang, c.title) for s in outline.siblings(c.path, sec)]
-    kids = [k for k in kids if k]
-    sibs = [s for s in sibs if s]
-    for group in (kids[:1], sibs[:1]):
-        for q in group:
-            add(q)
+    def around(chunks: list[Chunk]) -> tuple[list, list, list]:
+        kids, sibs, uncles = [], [], []
+        for c in chunks:
+            sec = tuple(p for p in c.section.split(SEP) if p)
+            kids += [question_for(s, lang, c.title) for s in outline.children(c.path, sec)]
+            sibs += [question_for(s, lang, c.title) for s in outline.siblings(c.path, sec)]
+            if len(sec) > 1:
+                for u in outline.siblings(c.path, sec[:-1]):
+                    uncles += [question_for(x, lang, c.title) for x in [*outline.children(c.path, u), u]]
+        return [k for k in kids if k], [s for s in sibs if s], [u for u in uncles if u]
+
+    kids, sibs, uncles = around(cited)
+    for q in kids[:1] + sibs[:1]:
+        add(q)
     if next_topic:
         add(f"学习路线的下一步“{next_topic}”要学什么？" if lang != "en" else f"What does the next step, \"{next_topic}\", cover?")
-    for q in kids[1:] + sibs[1:]:
-        if len(out) >= limit:
-            break
+    more = around(retrieved or [])
+    for q in kids[1:] + sibs[1:] + uncles + more[0] + more[1] + more[2]:
         add(q)
-    return out[:limit]
+    return out
