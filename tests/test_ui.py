@@ -583,3 +583,18 @@ def test_question_box_counts_and_a_too_long_question_is_refused(browser, real) -
     page.click("#send")
     page.wait_for_function("document.querySelector('#q-counter').innerText.trim() === '0 / 2,000'")
     page.context.close()
+
+
+@pytest.mark.slow
+def test_suggestions_and_levels_under_the_answer(answered) -> None:
+    """After an answer: 2–3 follow-ups from the corpus's headings as buttons (a click asks it), and
+    更简单 / 更深入 to hear the same answer at another level."""
+    page = answered.page
+    page.wait_for_selector("#suggest-0", state="visible")
+    first = page.locator("#suggest-0").inner_text().strip()
+    assert first and page.locator("#suggest-1").is_visible()
+    assert page.locator("#simpler").is_visible() and page.locator("#deeper").is_visible()
+    page.click("#suggest-0")
+    page.wait_for_function("q => [...document.querySelectorAll('#chatbot .user')].some(e => e.innerText.includes(q))",
+                           arg=first)
+    page.click("#stop")  # no need to wait for SmolLM2's second answer

@@ -185,6 +185,7 @@ class Pending:
     units: list[Evidence]
     verdict: Verdict
     timings: dict[str, float]
+    level: str | None = None  # "beginner" | "advanced": how the answer is pitched (prompts.LEVEL)
 
     def declined(self, settings: Settings) -> Answer:
         self.timings["total"] = self.timings["retrieve"] + self.timings["select"]
@@ -192,7 +193,7 @@ class Pending:
 
 
 def select_evidence(question: str, search: SearchResult, settings: Settings, lang: str | None = None,
-                    embedder=None) -> Pending | Answer:
+                    embedder=None, level: str | None = None) -> Pending | Answer:
     """Gate, evidence units and verdict; an off-topic question comes back as its declined Answer."""
     lang = lang or language(question)
     lang = "en" if lang == "en" else "zh"
@@ -210,13 +211,14 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
             u.hit is verdict.best.hit and u.start == verdict.best.start) for u in units):
         units = sorted([verdict.best, *units[: settings.evidence_units - 1]], key=lambda u: (u.n, u.order))
     timings["select"] = (time.perf_counter() - t0) * 1000
-    return Pending(question, lang, hits, units, verdict, timings)
+    return Pending(question, lang, hits, units, verdict, timings, level)
 
 
 def prompt_for(p: Pending, llm: LLM, settings: Settings) -> tuple[list[dict], GenParams]:
     """The messages and sampling for this model (R1 distills: no system prompt, their sampling)."""
     params = default_params(llm.model, settings)
-    messages = build_messages(p.question, p.units, p.lang, system_prompt=not is_reasoning_model(llm.model))
+    messages = build_messages(p.question, p.units, p.lang, system_prompt=not is_reasoning_model(llm.model),
+                              level=p.level)
     if llm.context_window:  # a small server context: shorten the reply rather than fail
         room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
         params.max_tokens = max(16, min(params.max_tokens, room))
@@ -224,11 +226,11 @@ def prompt_for(p: Pending, llm: LLM, settings: Settings) -> tuple[list[dict], Ge
 
 
 def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM], settings: Settings,
-                  lang: str | None = None, embedder=None) -> Iterator[Event]:
+                  lang: str | None = None, embedder=None, level: str | None = None) -> Iterator[Event]:
     """Answer `question` from `search`'s hits. Retrieval already happened (its time is in
     `search.timings_ms`). `get_llm` is only called when the evidence answers the question, so an
     off-topic or near-miss question is declined without loading or calling a model."""
-    p = select_evidence(question, search, settings, lang, embedder)
+    p = select_evidence(question, search, settings, lang, embedder, level)
     if isinstance(p, Answer):
         yield Event("done", answer=p)
         return

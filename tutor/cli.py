@@ -93,6 +93,9 @@ def user_errors():
         known += (DatasetError,)
     except ImportError:  # pragma: no cover
         pass
+    from .progress import ProgressError
+
+    known += (ProgressError,)
     try:
         yield
     except known as e:
@@ -309,7 +312,7 @@ def _render_evidence(out: Console, units, lang: str) -> None:
                   f"[dim]— {safe(where)}{page}[/dim]", highlight=False)
 
 
-def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False):
+def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False, level=None):
     """Render one answer live, then replace the preview with the final cited text.
     Returns the final Answer (None if interrupted)."""
     from rich.live import Live
@@ -323,7 +326,7 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
     live = Live(Text(""), console=console, refresh_per_second=8, transient=True)
     try:
         with live:
-            for ev in tutor.ask_stream(question, history=history, k=k):
+            for ev in tutor.ask_stream(question, history=history, k=k, level=level):
                 if ev.kind == "stage":
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
@@ -343,6 +346,10 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
         return None
     console.print(Text(terminal_safe(answer.text)))
     _render_sources(answer)
+    if answer.suggestions:
+        console.print("[dim]" + ("接着可以问：" if lang == "zh" else "you could ask next:") + "[/dim]")
+        for q in answer.suggestions:
+            console.print(f"  [cyan]→[/cyan] {safe(q)}", highlight=False)
     return answer
 
 
@@ -355,18 +362,22 @@ def ask_cmd(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://gpu:8000/v1"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
     reasoning: bool = typer.Option(False, "--show-reasoning", help="print the model's thinking (dim)"),
+    level: Optional[str] = typer.Option(None, "--level", help="beginner | advanced: the same sources, told simpler or deeper"),
 ):
     """Answer a question from the corpus, with cited sources."""
+    from .prompts import LEVELS
     from .retrieval import check_question
 
     with user_errors():
+        if level is not None and level not in LEVELS:
+            raise ValueError(f"--level must be one of {', '.join(LEVELS)}")
         s = settings(backend=backend, model=model, base_url=base_url, top_k=k)
         question = check_question(question, s)  # before any model or index is loaded
         tutor = _make_tutor(s)
         if json_out:
-            print(json.dumps(tutor.ask(question, k=k).to_dict(), ensure_ascii=False))
+            print(json.dumps(tutor.ask(question, k=k, level=level).to_dict(), ensure_ascii=False))
             return
-        _stream_answer(tutor, question, k=k, show_reasoning=reasoning)
+        _stream_answer(tutor, question, k=k, show_reasoning=reasoning, level=level)
 
 
 @app.command("chat")
@@ -500,6 +511,154 @@ def bench_cmd(
         console.print(f"report: {out / 'bench.md'}")
 
 
+# ---- tutor modes: quiz, grading, learning path, progress -------------------------------------------
+
+VERDICT_STYLE = {"correct": "green", "partial": "yellow", "wrong": "red"}
+VERDICT_TEXT = {"zh": {"correct": "正确", "partial": "部分正确", "wrong": "错误"},
+                "en": {"correct": "correct", "partial": "partly right", "wrong": "wrong"}}
+
+
+def _render_grade(g, lang: str) -> None:
+    style = VERDICT_STYLE[g.verdict]
+    console.print(f"[bold {style}]{VERDICT_TEXT[lang][g.verdict]}[/bold {style}] "
+                  f"[dim](score {g.score:.2f}, decided by {g.decided_by})[/dim]")
+    if g.missing and g.verdict != "correct":
+        console.print(("还缺：" if lang == "zh" else "missing: ") + safe("；".join(g.missing)), highlight=False)
+    quote = safe(g.quote).replace("【", "[bold reverse]").replace("】", "[/bold reverse]")
+    console.print(("[dim]资料原文：[/dim]" if lang == "zh" else "[dim]the source says:[/dim] ") + quote, highlight=False)
+
+
+@app.command("quiz")
+def quiz_cmd(
+    topic: Optional[str] = typer.Argument(None, help="a learning-path topic (number or title), any query, or none"),
+    n: int = typer.Option(5, "-n", help="number of questions"),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh | en (default: the topic's language)"),
+    seed: int = typer.Option(0, "--seed", help="same seed, same quiz"),
+    json_out: bool = typer.Option(False, "--json", help="print the quiz as JSON and exit"),
+    use_llm: Optional[bool] = typer.Option(None, "--llm/--no-llm",
+                                           help="let the LLM rephrase the template questions (checked); "
+                                                "default: the quiz_llm_phrasing setting (off)"),
+    grade_file: Optional[Path] = typer.Option(None, "--grade", metavar="QUESTION_JSON",
+                                              help="grade an answer to this question (a file with one question "
+                                                   "object of `quiz --json`, or - for stdin); prints JSON"),
+    answer: Optional[str] = typer.Option(None, "--answer", help="the learner's answer (with --grade)"),
+    record: bool = typer.Option(True, "--record/--no-record", help="store attempts in the progress database"),
+):
+    """Quiz yourself on the notes: recall, cloze and explain questions with answer keys and sources."""
+    with user_errors():
+        if lang is not None and lang not in ("zh", "en"):
+            raise ValueError("--lang must be zh or en")
+        s = settings()
+        if grade_file is not None:
+            raw = sys.stdin.read() if str(grade_file) == "-" else grade_file.read_text(encoding="utf-8")
+            try:
+                q = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{grade_file}: not a question JSON ({e.msg})") from None
+            if isinstance(q, dict) and "questions" in q:  # a whole quiz: the first question
+                q = q["questions"][0]
+            if not isinstance(q, dict) or "answer_key" not in q:
+                raise ValueError(f"{grade_file}: expected a question object with an answer_key")
+            if answer is None:
+                raise ValueError("--grade needs --answer TEXT")
+            g = _make_tutor(s).grade(q, answer, record=record)
+            print(json.dumps(g.to_dict(), ensure_ascii=False))
+            return
+        tutor = _make_tutor(s)
+        quiz = tutor.quiz(topic, n=n, seed=seed, lang=lang, use_llm=use_llm)
+        if json_out:
+            print(json.dumps(quiz.to_dict(), ensure_ascii=False))
+            return
+        if not quiz.questions:
+            raise ValueError("no quiz questions found for this topic; try another topic or none")
+        ql = quiz.lang
+        console.print(f"[bold]{'测验' if ql == 'zh' else 'Quiz'}[/bold]: {safe(quiz.topic or ('学习笔记' if ql == 'zh' else 'the notes'))} "
+                      f"[dim](seed {quiz.seed}, {len(quiz.questions)} {'题' if ql == 'zh' else 'questions'})[/dim]")
+        right = 0.0
+        for i, q in enumerate(quiz.questions, start=1):
+            console.print(f"\n[bold]{i}.[/bold] {safe(q.question)} [dim]({q.kind})[/dim]", highlight=False)
+            try:
+                reply = console.input("[bold cyan]> [/bold cyan]")
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                break
+            g = tutor.grade({**q.to_dict(), "topic": quiz.topic}, reply, record=record)
+            right += g.score
+            _render_grade(g, ql)
+        console.print(f"\n[bold]{'得分' if ql == 'zh' else 'score'}: {right:.1f} / {len(quiz.questions)}[/bold]")
+
+
+@app.command("path")
+def path_cmd(
+    json_out: bool = typer.Option(False, "--json"),
+    done: Optional[str] = typer.Option(None, "--done", metavar="TOPIC", help="mark a topic done (number or title)"),
+    undo: Optional[str] = typer.Option(None, "--undo", metavar="TOPIC", help="clear a topic's done mark"),
+):
+    """The learning path: the notes' own roadmap topics in order, with passages, d2l chapters and papers."""
+    with user_errors():
+        tutor = _make_tutor(settings())
+        if done is not None or undo is not None:
+            topics = tutor.learning_path(related=False)  # cheap: no search
+            for ref, mark in ((done, True), (undo, False)):
+                if ref is None:
+                    continue
+                t = topics.find(ref)
+                if t is None:
+                    raise ValueError(f"no learning-path topic {ref!r} (see `tutor path`)")
+                tutor.progress_db.mark_done(t.title, mark)
+                err.print(f"{'marked done' if mark else 'cleared'}: {safe(t.title)}")
+        path = tutor.learning_path(related=json_out)
+        if json_out:
+            print(json.dumps(path.to_dict(), ensure_ascii=False))
+            return
+        t = Table(title="学习路线 / learning path")
+        for col in ("#", "topic", "d2l-zh", "papers", "done"):
+            t.add_column(col)
+        track = None
+        for topic in path.topics:
+            if topic.track != track:
+                t.add_row("", f"[bold]{safe(topic.track)}[/bold]", "", "", "")
+                track = topic.track
+            papers = ", ".join(p["key"] for p in topic.papers[:4]) + (" …" if len(topic.papers) > 4 else "")
+            t.add_row(str(topic.order), safe(topic.title), safe(", ".join(d["title"] for d in topic.d2l)),
+                      safe(papers), "[green]✓[/green]" if topic.done else "")
+        console.print(t)
+        console.print("[dim]tutor quiz N -n 3 quizzes topic N; tutor path --done N marks it; --json lists passages "
+                      "and arXiv links[/dim]")
+
+
+@app.command("progress")
+def progress_cmd(json_out: bool = typer.Option(False, "--json"),
+                 recent: int = typer.Option(5, "--recent", help="also list the last N attempts")):
+    """Your quiz attempts and topics done, per topic (stored in the data dir's progress.db)."""
+    from dataclasses import asdict
+
+    with user_errors():
+        s = settings()
+        from .progress import Progress
+
+        db = Progress.of(s)
+        topics = db.topics()
+        last = db.attempts(limit=recent) if recent > 0 else []
+        if json_out:
+            print(json.dumps({"database": str(db.path), "topics": [asdict(t) for t in topics],
+                              "recent": [asdict(a) for a in last]}, ensure_ascii=False))
+            return
+        t = Table(title=f"progress ({db.path})")
+        for col in ("topic", "attempts", "correct", "score", "done"):
+            t.add_column(col, justify="right" if col in ("attempts", "correct", "score") else "left")
+        for ts in topics:
+            t.add_row(safe(ts.topic or "—"), str(ts.attempts), str(ts.correct), f"{ts.score:.2f}",
+                      "[green]✓[/green]" if ts.done else "")
+        console.print(t)
+        if not topics:
+            console.print("[dim]no attempts yet: try `tutor quiz`[/dim]")
+        for a in last:
+            style = VERDICT_STYLE.get(a.verdict, "white")
+            console.print(f"[{style}]{a.verdict:8}[/{style}] {safe(_snippet(a.question, 70))} → {safe(_snippet(a.answer, 30))}",
+                          highlight=False)
+
+
 eval_app = typer.Typer(help="Measure the tutor on a dataset (EVAL_SCHEMA.md format).", no_args_is_help=False,
                        invoke_without_command=True)
 app.add_typer(eval_app, name="eval")
@@ -509,6 +668,8 @@ app.add_typer(eval_app, name="eval")
 def eval_cmd(
     ctx: typer.Context,
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="JSONL in the EVAL_SCHEMA.md format"),
+    quiz: Optional[Path] = typer.Option(None, "--quiz", help="quiz-grading labels (evals/QUIZ_SCHEMA.md): grader agreement"),
+    json_out: bool = typer.Option(False, "--json", help="with --quiz: print the report as JSON"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default evals/runs/<dataset>-<time>)"),
     retrieval_only: bool = typer.Option(False, "--retrieval-only", help="score retrieval only (no LLM)"),
     backend: Optional[str] = typer.Option(None, "--backend"),
@@ -534,6 +695,9 @@ def eval_cmd(
     from .evaluation.runner import EvalOptions, RunError, run
 
     with user_errors():
+        if quiz is not None:
+            _eval_quiz(quiz, json_out)
+            return
         if dataset is None:
             raise ValueError("--dataset FILE is required (e.g. evals/datasets/dev.jsonl)")
         if not dataset.is_file():
@@ -655,6 +819,23 @@ def eval_judge(
             print(json.dumps(out, ensure_ascii=False, indent=1))
         else:
             console.print(Markdown(agreement_md(out)))
+
+
+def _eval_quiz(path: Path, json_out: bool) -> None:
+    from rich.markdown import Markdown
+
+    from .evaluation.quiz_eval import evaluate, load, report_md
+
+    if not path.is_file():
+        raise ValueError(f"quiz labels not found: {path}")
+    s = settings()
+    llm = _make_tutor(s).llm if s.quiz_llm_grader else None
+    out = evaluate(load(path), llm=llm, corpus_dir=s.corpus_dir)
+    out["labels"] = str(path)
+    if json_out:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        console.print(Markdown(report_md(out)))
 
 
 def _print_summary(report: dict) -> None:

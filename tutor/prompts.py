@@ -32,6 +32,21 @@ SYSTEM = {
     ),
 }
 
+# `tutor ask --level`: the same sources and citations, told for a beginner or an advanced learner
+LEVEL = {
+    "beginner": {
+        "zh": "学习者是初学者：先用一句通俗的话说结论，少用术语，用到术语时顺带解释，可以举资料里的例子。",
+        "en": "The learner is a beginner: give the gist first in plain words, avoid jargon or explain it, and use "
+              "an example from the sources if there is one.",
+    },
+    "advanced": {
+        "zh": "学习者已有基础：给出资料中的技术细节（机制、公式、数字），不用解释基础概念。",
+        "en": "The learner is advanced: give the technical details the sources hold (mechanism, formulas, figures) "
+              "and skip the basics.",
+    },
+}
+LEVELS = tuple(LEVEL)
+
 # Measured on Qwen2.5-Coder-0.5B: question first, then the evidence, then the question again gives
 # real answers (asking for "[n] after every sentence" alone made it emit only "[1] [2] [3]").
 # Citations the model leaves out are attributed afterwards (answer.attribute).
@@ -116,14 +131,17 @@ def fence_question(question: str) -> str:
     return _FAKE_HEAD.sub(r"(\1)", " ".join(question.split()))
 
 
-def build_messages(question: str, units: list[Evidence], lang: str, system_prompt: bool = True) -> list[dict]:
+def build_messages(question: str, units: list[Evidence], lang: str, system_prompt: bool = True,
+                   level: str | None = None) -> list[dict]:
     """Chat messages for the answer. R1 distills are told to avoid a system prompt, so for them the
-    rules travel at the top of the user turn instead."""
+    rules travel at the top of the user turn instead. `level` (beginner | advanced) adds one line
+    on how to tell it; the sources and the citation rules stay the same."""
     lang = "en" if lang == "en" else "zh"
     user = USER[lang].format(question=fence_question(question), sources=format_evidence(units, lang))
+    system = SYSTEM[lang] + (" " + LEVEL[level][lang] if level in LEVEL else "")
     if system_prompt:
-        return [{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": user}]
-    return [{"role": "user", "content": SYSTEM[lang] + "\n\n" + user}]
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "user", "content": system + "\n\n" + user}]
 
 
 def rewrite_messages(question: str, history: list[tuple[str, str]], lang: str) -> list[dict]:

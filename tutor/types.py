@@ -123,6 +123,8 @@ class Answer:
     standalone_question: str | None = None  # set when chat rewrote a follow-up
     evidence: list[Evidence] = field(default_factory=list)  # the units the answer was written from
     decline_reason: str | None = None  # why the evidence does not answer (refused answers)
+    suggestions: list[str] = field(default_factory=list)  # what to ask next (tutor/suggest.py)
+    level: str | None = None  # beginner | advanced when asked at a level
 
     def to_dict(self) -> dict:
         return {
@@ -140,6 +142,8 @@ class Answer:
             "standalone_question": self.standalone_question,
             "evidence": [e.to_dict() for e in self.evidence],
             "decline_reason": self.decline_reason,
+            "suggestions": list(self.suggestions),
+            "level": self.level,
         }
 
 

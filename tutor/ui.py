@@ -35,6 +35,7 @@ from .retrieval import check_question
 from .text import lines as _text_lines
 from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
 from .types import Answer, Evidence, Hit
+from .ui_modes import mode_tabs
 
 log = logging.getLogger("tutor.ui")
 
@@ -96,6 +97,8 @@ TEXT: dict[str, dict[str, str]] = {
         "err_busy": "⚠️ 还在回答前面的问题（已有 {n} 个在排队）：请稍候，或点“停止”。",
         "err_other": "⚠️ 出错了（{t}）：{e}",
         "ungrounded": "（这个回答没有可核对的引用，请谨慎参考。）",
+        "simpler": "更简单", "deeper": "更深入",
+        "level_beginner": "（更简单）", "level_advanced": "（更深入）",
     },
     "en": {
         "title": "Learn AI with AI · AI tutor",
@@ -156,6 +159,8 @@ TEXT: dict[str, dict[str, str]] = {
         "err_busy": "⚠️ Still answering your earlier questions ({n} waiting): please wait, or press Stop.",
         "err_other": "⚠️ Something went wrong ({t}): {e}",
         "ungrounded": "(This answer has no citation to check it against; treat it with care.)",
+        "simpler": "Simpler", "deeper": "Deeper",
+        "level_beginner": "(simpler) ", "level_advanced": "(deeper) ",
     },
 }
 
@@ -441,6 +446,12 @@ CSS = """
 .src-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0.3em 0; }
 .src-text { white-space: pre-wrap; max-height: 24em; overflow-y: auto; line-height: 1.5; }
 .src-text mark { background: #fde68a; color: inherit; padding: 0 1px; }
+mark.quiz-key { background: #fde68a; color: inherit; padding: 0 2px; font-weight: 600; }
+.quiz-verdict[data-verdict=correct] { color: #15803d; } .quiz-verdict[data-verdict=partial] { color: #a16207; }
+.quiz-verdict[data-verdict=wrong] { color: #b91c1c; }
+.quiz-source { border-left: 3px solid #fde68a; padding-left: .6em; margin: .4em 0; }
+.path-table td, .progress-table td { vertical-align: top; padding: .3em .5em; }
+.suggestion { font-size: .9em; }
 #q-counter { text-align: right; font-size: 0.8em; color: var(--body-text-color-subdued); margin-top: -0.4em; }
 #q-counter .q-count.over { color: var(--error-text-color, #dc2626); font-weight: 600; }
 a.cite { font-weight: 600; text-decoration: none; cursor: pointer; }
@@ -674,31 +685,40 @@ def build_app(tutor) -> gr.Blocks:
             with gr.Accordion(t("zh", "about"), open=False, elem_id="about-corpus") as about_acc:
                 about_md = gr.Markdown(t("zh", "about_md"))
 
-        header = gr.Markdown(f"## {t('zh', 'title')}\n{t('zh', 'subtitle')}", elem_id="header")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=420):
-                chatbot = gr.Chatbot(show_label=False, elem_id="chatbot", height=560,
-                                     buttons=["copy"], feedback_options=("Like", "Dislike"),
-                                     sanitize_html=True, render_markdown=True, autoscroll=True,
-                                     group_consecutive_messages=True)
-                with gr.Row():
-                    msg = gr.Textbox(placeholder=t("zh", "placeholder"), show_label=False, scale=6,
-                                     lines=1, max_lines=6, elem_id="question", autofocus=True,
-                                     max_length=limit or None)
-                    send = gr.Button(t("zh", "send"), variant="primary", scale=1, min_width=80, elem_id="send")
-                    stop = gr.Button(t("zh", "stop"), variant="stop", scale=1, min_width=80, elem_id="stop")
-                with gr.Row():
-                    comment = gr.Textbox(label=t("zh", "fb_label"), placeholder=t("zh", "fb_placeholder"),
-                                         scale=6, lines=1, elem_id="fb-comment", max_length=FEEDBACK_COMMENT_MAX)
-                    fb_send = gr.Button(t("zh", "fb_send"), scale=1, min_width=80, elem_id="fb-send")
-                    clear = gr.Button(t("zh", "clear"), scale=1, min_width=80, elem_id="clear")
-                gr.HTML(f'<span class="q-count" data-limit="{limit}">0 / {limit:,}</span>',
-                        elem_id="q-counter", visible=bool(limit))
-                fb_status = gr.Markdown("", elem_id="fb-status")
-            with gr.Column(scale=2, min_width=320):
-                sources_hdr = gr.Markdown(f"### {t('zh', 'sources')}")
-                sources = gr.HTML(render_sources_panel(Session(), "zh"), elem_id="sources-panel",
-                                  js_on_load=None)
+        with gr.Tabs(elem_id="mode-tabs") as tabs:
+            with gr.Tab("问答 / Ask", id="ask", elem_id="tab-ask"):
+                header = gr.Markdown(f"## {t('zh', 'title')}\n{t('zh', 'subtitle')}", elem_id="header")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=420):
+                        chatbot = gr.Chatbot(show_label=False, elem_id="chatbot", height=560,
+                                             buttons=["copy"], feedback_options=("Like", "Dislike"),
+                                             sanitize_html=True, render_markdown=True, autoscroll=True,
+                                             group_consecutive_messages=True)
+                        with gr.Row():
+                            msg = gr.Textbox(placeholder=t("zh", "placeholder"), show_label=False, scale=6,
+                                             lines=1, max_lines=6, elem_id="question", autofocus=True,
+                                             max_length=limit or None)
+                            send = gr.Button(t("zh", "send"), variant="primary", scale=1, min_width=80, elem_id="send")
+                            stop = gr.Button(t("zh", "stop"), variant="stop", scale=1, min_width=80, elem_id="stop")
+                        with gr.Row():
+                            comment = gr.Textbox(label=t("zh", "fb_label"), placeholder=t("zh", "fb_placeholder"),
+                                                 scale=6, lines=1, elem_id="fb-comment", max_length=FEEDBACK_COMMENT_MAX)
+                            fb_send = gr.Button(t("zh", "fb_send"), scale=1, min_width=80, elem_id="fb-send")
+                            clear = gr.Button(t("zh", "clear"), scale=1, min_width=80, elem_id="clear")
+                        gr.HTML(f'<span class="q-count" data-limit="{limit}">0 / {limit:,}</span>',
+                                elem_id="q-counter", visible=bool(limit))
+                        fb_status = gr.Markdown("", elem_id="fb-status")
+                        with gr.Row(elem_id="next-row"):
+                            sugg_btns = [gr.Button("", size="sm", visible=False, elem_id=f"suggest-{i}",
+                                                   elem_classes=["suggestion"]) for i in range(3)]
+                        with gr.Row(elem_id="level-row"):
+                            simpler = gr.Button(t("zh", "simpler"), size="sm", visible=False, elem_id="simpler")
+                            deeper = gr.Button(t("zh", "deeper"), size="sm", visible=False, elem_id="deeper")
+                    with gr.Column(scale=2, min_width=320):
+                        sources_hdr = gr.Markdown(f"### {t('zh', 'sources')}")
+                        sources = gr.HTML(render_sources_panel(Session(), "zh"), elem_id="sources-panel",
+                                          js_on_load=None)
+            mode_tabs(tutor, lang_now, tabs)
 
         # ---- language ------------------------------------------------------------------------
         relabel_outputs = [lang_now, settings_box, topk, lang_choice, examples_hdr, about_acc, about_md, header, msg,
@@ -727,7 +747,7 @@ def build_app(tutor) -> gr.Blocks:
             key = f"stage_{stage}"
             return f"_⏳ {t(lang, key) if key in TEXT[lang] else stage}_"
 
-        def answer_turn(sess_v: Session, v0: int, question: str, k: int, lang: str):
+        def answer_turn(sess_v: Session, v0: int, question: str, k: int, lang: str, level: str | None = None):
             """Stream one answer into sess_v.chat; yields (chatbot, textbox, sources, fb_status)."""
             chat = sess_v.chat
             turn_no = len(sess_v.turns)
@@ -738,7 +758,8 @@ def build_app(tutor) -> gr.Blocks:
             thinking: dict | None = None
             thinking_raw = preview = ""
             live_hits: list[Hit] = []
-            stream = tutor.ask_stream(question, history=list(sess_v.history), k=k)
+            stream = tutor.ask_stream(question, history=list(sess_v.history), k=k,
+                                      **({"level": level} if level else {}))
             try:
                 for ev in stream:
                     if sess_v.version != v0:
@@ -812,7 +833,7 @@ def build_app(tutor) -> gr.Blocks:
             finally:
                 stream.close()  # stops the model when the answer was abandoned
 
-        def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str):
+        def respond(message: str, sess_v: Session, k: float, choice: str, cur_lang: str, level: str | None = None):
             """One question from the browser: answered here (then whatever this session queued
             meanwhile), or queued for the answer already running in this session, or declined.
             While an answer runs, only its worker writes the chatbot (see `Session.post`)."""
@@ -826,14 +847,15 @@ def build_app(tutor) -> gr.Blocks:
                 if not sess_v.post([hint]):
                     yield sess_v.chat, gr.update(), gr.update(), gr.update()
                 return
-            user = {"role": "user", "content": safe_markdown(question)}
-            state = sess_v.begin(v0, (question, int(k), lang), user,
+            shown = (t(lang, f"level_{level}") if level else "") + question
+            user = {"role": "user", "content": safe_markdown(shown)}
+            state = sess_v.begin(v0, (question, int(k), lang, level), user,
                                  lambda n: {"role": "assistant", "content": t(lang, "err_busy", n=n)})
             if state in ("queued", "full"):  # the running answer's worker shows it
                 yield gr.update(), "" if state == "queued" else gr.update(), gr.update(), gr.update()
             if state != "run":
                 return
-            item: tuple | None = (question, int(k), lang)
+            item: tuple | None = (question, int(k), lang, level)
             first = True
             try:
                 while item is not None:
@@ -871,8 +893,33 @@ def build_app(tutor) -> gr.Blocks:
                 return (gr.skip(),) * len(relabel_outputs)
             return relabel(lang, sess_v)
 
+        # what to ask next, and the same question simpler / deeper (buttons under the chat)
+        next_outputs = [*sugg_btns, simpler, deeper]
+
+        def show_next(sess_v: Session, cur_lang: str):
+            last = sess_v.turns[-1]["answer"] if sess_v.turns else None
+            sugg = list(last.suggestions) if last is not None else []
+            btns = [gr.update(value=sugg[i], visible=True) if i < len(sugg) else gr.update(visible=False)
+                    for i in range(len(sugg_btns))]
+            can = last is not None and not last.refused
+            return (*btns, gr.update(visible=can, value=t(cur_lang, "simpler")),
+                    gr.update(visible=can, value=t(cur_lang, "deeper")))
+
+        for b in sugg_btns:
+            events.append(b.click(lambda q: q, [b], msg, queue=False).then(respond, ask_inputs, ask_outputs, **ask_kw))
+
+        def at_level(level: str):
+            def run(sess_v: Session, k: float, choice: str, cur_lang: str):
+                q = sess_v.turns[-1]["question"] if sess_v.turns else ""
+                yield from respond(q, sess_v, k, choice, cur_lang, level)
+            return run
+
+        for b, level in ((simpler, "beginner"), (deeper, "advanced")):
+            events.append(b.click(at_level(level), [sess, topk, lang_choice, lang_now], ask_outputs, **ask_kw))
+
         for ev in events:
             ev.then(follow_lang, [lang_choice, sess, lang_now], relabel_outputs, queue=False)
+            ev.then(show_next, [sess, lang_now], next_outputs, queue=False)
 
         def on_stop(sess_v: Session, choice: str, cur_lang: str):
             dropped = sess_v.interrupt()
@@ -906,7 +953,7 @@ def build_app(tutor) -> gr.Blocks:
             return sess_v.chat, render_sources_panel(sess_v, cur_lang), "", ""
 
         clear.click(on_clear, [sess, lang_now], [chatbot, sources, fb_status, comment], cancels=events,
-                    queue=False)
+                    queue=False).then(show_next, [sess, lang_now], next_outputs, queue=False)
         # the chatbot's own trash button: forget the history too
         chatbot.clear(on_clear, [sess, lang_now], [chatbot, sources, fb_status, comment], cancels=events,
                       queue=False)
