@@ -501,7 +501,7 @@ def phrase(llm, tmpl: str, key: str, lang: str) -> tuple[str, str]:
 
     msgs = [{"role": "user", "content": PHRASE["en" if lang == "en" else "zh"].format(q=tmpl)}]
     try:
-        text = "".join(d.text for d in llm.stream(msgs, GenParams(max_tokens=60, temperature=0.0)))
+        text = "".join(d.text for d in llm.stream(msgs, GenParams(max_tokens=48, temperature=0.0)))
     except LLMError:
         return tmpl, "template"
     text = re.sub(r"^\s*(?:改写|题目|question|rewritten)\s*[:：]\s*", "", text.strip(), flags=re.I).strip()
