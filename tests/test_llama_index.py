@@ -12,7 +12,6 @@ from llama_index.core.schema import QueryBundle  # noqa: E402
 from llama_index.llms.openai_like import OpenAILike  # noqa: E402
 
 from tutor.api import Tutor  # noqa: E402
-from tutor.config import Settings  # noqa: E402
 from tutor.index import ingest  # noqa: E402
 from tutor.integrations.llama_index import TutorRetriever  # noqa: E402
 
