@@ -214,29 +214,35 @@ def _check_against_corpus(item: EvalItem, corpus: _CorpusTexts, errs: list[str])
             errs.append(f"{where}: quote not found in {file}: {short!r}")
 
 
+def _parse_lines(text: str, parse) -> tuple[list, list[tuple[int, str]]]:
+    """Every JSONL line through `parse(obj, errs)`: the (line, record) pairs with unique ids, and
+    the (line, message) problems (bad JSON, a duplicate id, what `parse` reported)."""
+    problems: list[tuple[int, str]] = []  # (line, message); line 0 = about the whole file
+    records: list[tuple[int, object]] = []
+    first_line_of: dict[str, int] = {}
+    for lineno, line in jsonl.lines(text):  # "\n" only, like every JSONL reader here
+        errs: list[str] = []
+        try:
+            rec = parse(json.loads(line), errs)
+        except json.JSONDecodeError as e:
+            rec = None
+            errs.append(f"invalid JSON: {e.msg} (column {e.colno})")
+        if rec is not None:
+            if rec.id in first_line_of:
+                errs.append(f"duplicate id {rec.id!r} (first used on line {first_line_of[rec.id]})")
+            else:
+                first_line_of[rec.id] = lineno
+                records.append((lineno, rec))
+        problems += [(lineno, m) for m in errs]
+    return records, problems
+
+
 def load_dataset(path: Path, corpus_dir: Path | None = None) -> list[EvalItem]:
     """Parse and validate a JSONL dataset; with `corpus_dir`, also check that every evidence and
     distractor quote occurs (after `normalize`) in the named corpus file. Raises `DatasetError`
     listing every problem found, or returns the items in file order."""
     name, text = _read(path)
-    problems: list[tuple[int, str]] = []  # (line, message); line 0 = about the whole file
-    items: list[tuple[int, EvalItem]] = []
-    first_line_of: dict[str, int] = {}
-    for lineno, line in jsonl.lines(text):  # "\n" only, like every JSONL reader here
-        errs: list[str] = []
-        try:
-            item = _parse_item(json.loads(line), errs)
-        except json.JSONDecodeError as e:
-            item = None
-            errs.append(f"invalid JSON: {e.msg} (column {e.colno})")
-        if item is not None:
-            if item.id in first_line_of:
-                errs.append(f"duplicate id {item.id!r} (first used on line {first_line_of[item.id]})")
-            else:
-                first_line_of[item.id] = lineno
-                items.append((lineno, item))
-        problems += [(lineno, m) for m in errs]
-
+    items, problems = _parse_lines(text, _parse_item)
     if not items and not problems:
         problems.append((0, "no items (the file is empty)"))
     if corpus_dir is not None and items:
@@ -342,23 +348,7 @@ def load_conversations(path: Path, corpus_dir: Path | None = None) -> list[EvalC
     `corpus_dir`, every scored turn's quotes are checked as in `load_dataset`. Raises
     `DatasetError` listing every problem, or returns the conversations in file order."""
     name, text = _read(path)
-    problems: list[tuple[int, str]] = []
-    convs: list[tuple[int, EvalConversation]] = []
-    first_line_of: dict[str, int] = {}
-    for lineno, line in jsonl.lines(text):
-        errs: list[str] = []
-        try:
-            conv = _parse_conversation(json.loads(line), errs)
-        except json.JSONDecodeError as e:
-            conv = None
-            errs.append(f"invalid JSON: {e.msg} (column {e.colno})")
-        if conv is not None:
-            if conv.id in first_line_of:
-                errs.append(f"duplicate id {conv.id!r} (first used on line {first_line_of[conv.id]})")
-            else:
-                first_line_of[conv.id] = lineno
-                convs.append((lineno, conv))
-        problems += [(lineno, m) for m in errs]
+    convs, problems = _parse_lines(text, _parse_conversation)
     if not convs and not problems:
         problems.append((0, "no conversations (the file is empty)"))
     if corpus_dir is not None and convs:
