@@ -6,7 +6,6 @@ Import the fixture into a test module (`from llm_server import llm_server`) or i
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from tutor.llm.launch import free_port  # noqa: F401  (test_llm_openai imports it from here)
 from tutor.models import resolve_gguf
 
 ALIAS = "smollm2"
@@ -31,12 +31,6 @@ class LlamaServer:
     n_ctx: int
     model_path: Path
     log_path: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
