@@ -78,6 +78,9 @@ class Settings:
     # run llama.cpp once in a child process per (library build, model) before loading it in-process,
     # so a library built for instructions this CPU lacks is a clear error, not a segfault
     llama_probe: bool = True
+    # llama.cpp flash attention: reads the prompt ~10 % faster on 2 cores (451-token prompt 3.7 s vs
+    # 4.2 s, 0.5B), and prompt reading is most of the time to the first token
+    flash_attn: bool = True
     # best dense cosine of the hits; below it we decline without calling the LLM. 0.86: on the dev set
     # no answerable item falls below it (lowest 0.864) while off-topic questions do (0.82–0.855)
     relevance_threshold: float = 0.86

@@ -45,7 +45,8 @@ class LlamaCppLLM(LLM):
             progress(f"loading {self.path.name}…")
         try:
             self._llm = Llama(model_path=str(self.path), n_ctx=settings.n_ctx,
-                              n_threads=settings.n_threads or os.cpu_count(), verbose=False)
+                              n_threads=settings.n_threads or os.cpu_count(),
+                              flash_attn=settings.flash_attn, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
         self.context_window = self._llm.n_ctx()
