@@ -63,6 +63,20 @@ CASES = [
     ("fragment", "671B", V3, "DeepSeek-V3 的总参数是多少？", True),
     ("fragment", "256", V3, "DeepSeek-V3 有多少个专家？", True),
     ("fragment", "37B", V3, "DeepSeek-V3 有多少个专家？", False),
+    # extractive answers: each quote is judged; a quoted heading / link / label states nothing
+    ("quote", 'The sources say: "ResNet-152:      3.57% ⭐" [1].', RESNET_TABLE, "What was ResNet-152's error?", True),
+    ("quote", '资料中的原文：“总参数: 671B” [1]；', V3, "DeepSeek-V3 的总参数是多少？", True),
+    ("quote", '“总参数: 999B” [1]。', V3, "DeepSeek-V3 的总参数是多少？", False),
+    ("quote_heading", "“# 标准 Residual Block (ResNet-18/34)” [1]。", RESNET_TABLE, "Bottleneck 能减少多少参数？", False),
+    ("quote_link", 'The sources say: "(https://example.com/a?b=1)" [1].', V3, "How many parameters?", False),
+    ("reference_only", "资料[1]  资料[2]", V3, "DeepSeek-V3 的总参数是多少？", False),
+    ("reference_only", "[3] (DeepSeek-V3 Technical Report (p.", V3, "How many parameters?", False),
+    ("source_label", "[1] (笔记 › DeepSeek-V3): 总参数: 671B", V3, "DeepSeek-V3 的总参数是多少？", True),
+    # a measure word of the other language that no alias maps is no evidence against the figure
+    ("cross_lingual", "DeepSeek-V3 was trained on 14.8T tokens of data.", V3, None, True),
+    # the question's own words prove nothing: the claim's added words must be in the passage
+    ("adds_unsupported", "Bottleneck 设计能把参数量减少 70%，因为它能更精确地捕捉到细节和纹理。", RESNET_TABLE,
+     "Bottleneck 设计能把参数量减少多少？", False),
 ]
 
 
@@ -83,6 +97,18 @@ def test_claims_judge_needs_names_and_numbers_together() -> None:
     why = j.explain("VGG-19 的 Top-5 错误率是 15.3%。", [table]).why
     assert "15.3%" in why or "together" in why
     assert not j.supported("AlexNet 的 Top-5 错误率是 15.3%。", [])  # nothing cited, nothing supports
+
+
+def test_inflections_meet_and_question_sources_need_not_repeat() -> None:
+    from tutor.evaluation.claims import _stem
+    assert _stem("reproduces") == _stem("reproduce") == _stem("reproduced")
+    # the question names the book; the passage never repeats "d2l": the clause is about the passage
+    j = ClaimsJudge()
+    p = "例如，当学习率为$\\eta=1.1$时，$x$超出了最优解$x=0$并逐渐发散。"
+    assert j.supported("当学习率为1.1时，$x$超出了最优解$x=0$并逐渐发散[1]。", [p], None,
+                       "d2l 梯度下降的例子里，学习率设成 1.1 时会发生什么？")
+    assert not j.supported("当学习率为1.5时，$x$超出了最优解[1]。", [p], None,
+                           "d2l 梯度下降的例子里，学习率设成 1.5 时会发生什么？")
 
 
 def test_claim_reading() -> None:

@@ -149,10 +149,12 @@ def _typed_names(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    """"reproduce", "reproduces", "reproduced" → "reproduc": the inflections meet."""
     for suf in ("ies", "es", "s", "ed", "ing"):
         if word.endswith(suf) and len(word) - len(suf) >= 4:
-            return word[: -len(suf)]
-    return word
+            word = word[: -len(suf)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) >= 5 else word
 
 
 # ---- the claim -------------------------------------------------------------------------------
@@ -178,6 +180,7 @@ class Clause:
     from_question: bool = False  # `inherited` are the question's names: any one may be the subject
     context: list[Number] = field(default_factory=list)  # the question's figures a fragment answers
     # about ("DeepSeekMoE 16B": the 16B says which model), found near the answer's number
+    asked: frozenset[str] = frozenset()  # stems of the question's words: what the claim adds is the rest
 
     @property
     def anchors(self) -> list[str]:
@@ -338,6 +341,10 @@ def parse_claim(sentence: str, question: str | None = None) -> Claim:
     clauses = [c for c in clauses if not c.empty()] or clauses[:1]
     claim = Claim(text, clauses)
     q_clause = parse_clause(clean(question), bool(_CJK.search(question))) if question else None
+    if q_clause is not None:
+        asked = frozenset(_stem(t) for t in q_clause.terms)
+        for c in clauses:
+            c.asked = asked
     if question:
         q_keys = content_keys(question, bool(_CJK.search(question)))
         c_keys = content_keys(text, zh)
@@ -601,8 +608,10 @@ def term_hit(term: str, low: str, aliases) -> float | None:
             hits = [term_hit(w, low, aliases) for w in words]
             if all(h == 1.0 for h in hits):
                 return 1.0
-    share = _cjk_share(low)
-    if not alias and best == 0.0 and ((not zh and share > 0.5) or (zh and share < 0.5)):
+    # a word of the other script cannot be checked against this text: an English word in Chinese
+    # prose; a Chinese word where there is (almost) no Chinese — mixed code-and-notes windows are
+    # Chinese enough to be checked
+    if not alias and best == 0.0 and ((not zh and _cjk_share(low) > 0.5) or (zh and len(_CJK.findall(low)) < 8)):
         return None
     return best
 
@@ -643,16 +652,22 @@ def _measured(n: Number, u: "Unit", aliases) -> bool:
     """Does the passage say the number counts what the claim says ("671B 参数", not "671B
     tokens")? In prose the word must stand near the number; a table row or a code / list line
     may have it in its header, lead line or heading."""
-    if u.kind in ("row", "code", "header") and (term_hit(n.measure, u.ctx, aliases) or
-                                                name_in(n.measure, u.latin, u.ctx, aliases)):
+    if u.kind in ("row", "code", "header") and _says(n.measure, u.ctx, u.latin, aliases):
         return True
     for v, a, b in _positions(u.text):
         if v != n.value and not (n.approx and v and abs(v - n.value) / abs(v) <= 0.05):
             continue
         near = u.text[max(0, a - _NEAR):b + _NEAR]
-        if term_hit(n.measure, near, aliases) or name_in(n.measure, _latin_keys(near), near, aliases):
+        if _says(n.measure, near, _latin_keys(near), aliases):
             return True
     return False
+
+
+def _says(measure: str, text: str, latin, aliases) -> bool:
+    """Is the measure word in `text`? A word of the other language that the alias table cannot
+    map (term_hit's None) is no evidence against: "60,000 handwritten digits" vs "60000个手写数字"."""
+    hit = term_hit(measure, text, aliases)
+    return hit is None or bool(hit) or name_in(measure, latin, text, aliases)
 
 
 def _competitor(ctx_names: frozenset[str], claim_keys: set[str], aliases) -> bool:
@@ -678,7 +693,15 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
         if not number_in(n, all_values):
             return ClauseCheck(cl.text, False, f"number {n.text!r} is in no passage")
     keys = set(claim_keys or ()) | {name_key(a) for a in cl.anchors}
+    if cl.from_question and cl.terms and not any(name_in(a, all_latin, all_low, aliases) for a in cl.inherited):
+        # "当学习率为1.1时" for "d2l 的例子里…": a clause with words of its own, whose question names
+        # a source or topic the passages never repeat, is about what the passages are about
+        cl = Clause(cl.text, cl.names, cl.numbers, cl.terms, asked=cl.asked)
     best_cov, best_why = -1.0, "no passage window holds its names and numbers together"
+    # the question's own words prove nothing: cover what the claim adds to them
+    added = [t for t in cl.terms if _stem(t) not in cl.asked]
+    terms = added if len(added) >= 2 else cl.terms
+    checkable = coverage(terms, all_low, aliases) is not None
     for v in views:
         us = v.units
         subject = cl.anchors[0] if cl.anchors else None
@@ -732,8 +755,11 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
             if not subject_near and not cl.numbers and \
                     _competitor(frozenset().union(*(us[j].names for j in near)), keys, aliases):
                 continue
-            cov = coverage(cl.terms, region, aliases)
-            cov = 1.0 if cov is None else cov
+            cov = coverage(terms, region, aliases)
+            if cov is None:  # no word checkable in this window (a code line, a table row, another script):
+                # anchored names / figures there state the link; a clause of words alone must find
+                # its words, unless no passage could show them (a cross-lingual paraphrase)
+                cov = 1.0 if cl.names or cl.numbers or not checkable else 0.0
             if cov > best_cov:
                 best_cov = cov
     if best_cov < 0:
@@ -749,9 +775,51 @@ class Verdict:
     clauses: list[ClauseCheck] = field(default_factory=list)
 
 
+# an extractive answer: 'The sources say: "…" [1]; "…" [2].', '资料中的原文：“…” [1]；', '“…” [2]。'
+_QUOTE_LEAD = re.compile(r"^\s*(?:(?:the )?sources? says?|according to the sources?|资料(?:中的)?原文|原文|资料(?:里|中)?(?:说|写道))"
+                         r"\s*[:：]\s*", re.I)
+_QUOTED = re.compile(r"“([^”]+)”|\"([^\"]+)\"|「([^」]+)」")
+# "[2] (BERT › 掩蔽语言模型): …": the source's label a quote is introduced with; cut: "[3] (Report (p."
+_SOURCE_LABEL = re.compile(r"^\s*(?:\[\d+\]\s*)?[（(](?:[^()（）]|[（(][^()（）]*[)）])*[)）]\s*[:：]\s*")
+_CUT_LABEL = re.compile(r"^\s*(?:\[\d+\]\s*)?[（(][^)）]*$")
+_REFERENCE_ONLY = re.compile(r"^(?:\W*(?:资料|来源|出处|原文|资料来源|sources?|passages?|see)\s*\d*\W*)+$", re.I)
+
+
+def quotes(sentence: str) -> list[str] | None:
+    """The quoted texts of a sentence made only of quotes (an extractive answer), else None."""
+    body = _QUOTE_LEAD.sub("", strip_citations(sentence))
+    found = [next(g for g in m.groups() if g is not None) for m in _QUOTED.finditer(body)]
+    if not found or re.search(r"[^\W_]", _QUOTED.sub(" ", body)):
+        return None
+    return found
+
+
+def quote_states(quote: str) -> bool:
+    """Can a quoted piece of a passage state anything? Not a heading or code comment, a link,
+    a bare URL, table cells without a figure, or a lead-in line."""
+    q = quote.strip().strip("…").strip()
+    if re.match(r"#|\*?\s*\[[^\]]*\]\s*$|[（(]?https?://", q) or re.search(r"[:：]\s*$", q):
+        return False
+    if not re.search(r"[^\W\d_]{2}", re.sub(r"[（(]?https?://\S+", " ", q)):
+        return False
+    return not ("|" in q and not re.search(r"\d", q))
+
+
 def assess(sentence: str, passages: list[str], aliases, threshold: float = 0.5,
            question: str | None = None) -> Verdict:
     """Is every clause of `sentence` stated by the passages? (with the reason, to read)"""
+    quoted = quotes(sentence)
+    if quoted is not None:  # each quote is a claim of its own; one that states nothing answers nothing
+        for q in quoted:
+            if not quote_states(q):
+                return Verdict(False, "a quoted heading / link / label states nothing")
+            v = assess(q, passages, aliases, threshold, question)
+            if not v.supported:
+                return v
+        return Verdict(True, "every quote found")
+    if _CUT_LABEL.match(sentence) or _REFERENCE_ONLY.match(strip_citations(sentence)):
+        return Verdict(False, "a source reference asserts nothing")
+    sentence = _SOURCE_LABEL.sub("", sentence)
     claim = parse_claim(sentence, question)
     if not claim.asserts:
         return Verdict(False, claim.why)
