@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize, new_figures,
-                          adds_nothing, extractive, quotable,
+                          adds_nothing, bare_figure, extractive, quotable,
                           is_refusal, normalise_citations, parse_citations, redact)
 from tutor.evidence import Selector, Verdict
 from tutor.api import Tutor
@@ -156,6 +156,26 @@ def test_a_figure_from_a_neighbouring_row_does_not_answer():
     assert "60M" in a.text and a.timings_ms.get("extractive") == 1
     b = finalize("AlexNet 有多少参数？", "AlexNet 有 60M 参数 [1]。", "", hits, units, verdict, _L(), {}, "zh")
     assert b.text.startswith("AlexNet 有 60M") and "extractive" not in b.timings_ms
+
+
+def test_the_unit_that_says_the_asked_attribute_answers_and_a_bare_figure_is_quoted():
+    # seen in the multi-turn run: "它激活了多少参数？" → "671B" (the total on the line above)
+    q = "DeepSeek-V3 激活了多少参数？"
+    text = "1. **规模提升**:\n```\n总参数: 671B\n激活参数: 37B\n专家数量: 256\n```"
+    hits = [Hit(Chunk("c1", "a.txt", "a.txt", "AI 研究计划", "9.5 DeepSeek-V3 (2024.12)", None, 0, len(text), text), 1.0, 1)]
+    sel = Selector()
+    query, scored = sel.score(q, hits)
+    units, verdict = sel.select(scored), sel.assess(query, scored, 0.0, 0.0)
+    assert verdict.answerable and [u.text.strip() for u in verdict.answering] == ["激活参数: 37B"]
+    a = finalize(q, "DeepSeek-V3 激活了 671B 参数 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "37B" in a.text and a.timings_ms.get("extractive") == 1
+    ok = finalize(q, "DeepSeek-V3 每个 token 激活 37B 参数 [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert "extractive" not in ok.timings_ms
+    # a bare number ("3.", "37B") says nothing of what it counts: the evidence is quoted instead
+    for reply in ("3.", "37B[1]"):
+        b = finalize(q, reply, "", hits, units, verdict, _L(), {}, "zh")
+        assert "激活参数: 37B" in b.text and b.timings_ms.get("extractive") == 1, reply
+    assert bare_figure("15.3%") and not bare_figure("2.788M GPU hours[1]") and not bare_figure("激活参数: 37B")
 
 
 def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():

@@ -299,7 +299,7 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     checked = "" if is_refusal(text) else check_sentences(redact(text), evidence_text, question)
     q = Query.of(question)
     needs_figure = q.quantity or q.year
-    if not checked or adds_nothing(checked, question, evidence_text) or \
+    if not checked or adds_nothing(checked, question, evidence_text) or bare_figure(checked) or \
             (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
         checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
         timings["extractive"] = 1
@@ -319,6 +319,13 @@ def new_figures(text: str, question: str) -> list:
     的错误率是 152 层" repeats the question's number and answers nothing."""
     asked = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", question))}
     return [f for f in figures(text) if f.value not in asked]
+
+
+def bare_figure(text: str) -> bool:
+    """A reply that is only a number ("3.", "100", "671B"): without its subject and unit a learner
+    cannot tell what it counts, and a 0.5B model writes one when it lost the thread — quote instead."""
+    body = MARKER.sub(" ", text)
+    return bool(figures(body)) and not re.search(r"[^\W\d_]{2,}", re.sub(r"\d[\d.,]*\s*[A-Za-z%]{0,2}\b", " ", body))
 
 
 def adds_nothing(text: str, question: str, evidence_text: str) -> bool:

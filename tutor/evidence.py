@@ -337,6 +337,13 @@ class Selector:
             if best is None or key > best[0]:
                 best = (key, u, cov)
         assert best is not None
+        if len(answering) > 1:
+            # of the units that answer, those that also say most of the asked-for attribute: "激活了多少
+            # 参数" is answered by "激活参数: 37B", not by the "总参数: 671B" line above it
+            own_cov = {id(u): q.coverage(set(tokenize(f"{u.context} {u.text}")), normalise(f"{u.context} {u.text}"))
+                       for u in answering}
+            top_cov = max(own_cov.values())
+            answering = [u for u in answering if own_cov[id(u)] >= top_cov]
         (ok, cov, _), unit, _ = best
         if not ok:
             reason = "no figure next to the asked-for thing" if (q.quantity or q.year) else "names apart from the facts"
