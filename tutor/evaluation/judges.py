@@ -353,6 +353,8 @@ CALIBRATED: dict[str, float] = {
     # 64 labels (32/32), 5-fold cross-validated κ −0.06: the 0.5B model's yes/no odds carry no
     # signal here (it leans to "no" whatever the claim); kept so its report is at least honest
     "qwen2.5-coder-0.5b": -1.19,
+    # 82 fresh labels, 5-fold cross-validated κ 0.12: a weak signal at ≈15 s/claim on 2 cores
+    "qwen2.5-coder-1.5b": 3.01,
 }
 _YES_TOKENS = frozenset("yes y true 是 对 支持 正确 有".split())
 _NO_TOKENS = frozenset("no n false 否 不 不是 不对 不支持 错误 没有 无".split())
