@@ -59,6 +59,20 @@ def test_selection_keeps_the_unit_that_holds_the_fact(notes_tutor: Tutor, questi
     assert sum(len(u.prompt_text()) for u in units) < 900  # a few units, not whole chunks
 
 
+@pytest.mark.parametrize("question, fact", [
+    # a code block's lines read with the line that introduces it ("3. **GRU (2014) - 简化版**:")
+    ("GRU 的参数少多少？", "参数少 33%"),
+    # "哪几个" asks which, not how many
+    ("LSTM 有哪几个门？", "输出门"),
+])
+def test_code_lines_carry_their_lead_line_and_which_questions_need_no_count(notes_tutor: Tutor, question: str,
+                                                                           fact: str) -> None:
+    units, verdict = _select(notes_tutor, question)
+    assert verdict.answerable, verdict
+    assert any(fact in u.prompt_text() for u in units), [u.prompt_text() for u in units]
+    assert Query.of("LSTM 有哪几个门？").quantity is False and Query.of("LSTM 有几个门？").quantity
+
+
 def test_units_point_at_their_source_text_and_rows_keep_their_header(notes_tutor: Tutor) -> None:
     units, _ = _select(notes_tutor, "LSTM 是哪一年提出的？核心贡献是什么？")
     row = next(u for u in units if u.kind == "row" and "LSTM" in u.text)

@@ -32,7 +32,7 @@ from .types import Evidence as Unit, Hit
 
 # a question asking for a quantity / a date: the evidence must carry a figure
 _QUANTITY = re.compile(
-    r"多少|几[个层倍天年次种块位名]|多大|多长|多高|多快|几何|百分之|比例|how (?:many|much|large|big|long|fast|high)"
+    r"多少|(?<!哪)几[个层倍天年次种块位名]|多大|多长|多高|多快|几何|百分之|比例|how (?:many|much|large|big|long|fast|high)"
     r"|what (?:is|was|are|were) (?:the )?(?:number|size|count|rate|percentage|error|accuracy|score|cost)"
     r"|\b(?:rate|percentage|ratio)\b", re.I)
 _YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen\b|what year|which year", re.I)

@@ -64,12 +64,15 @@ def units(text: str) -> list[Span]:
     prev_row = False
     header: tuple[int, int] | None = None
     label: tuple[int, int] | None = None
-    first_code = False
+    lead: tuple[int, int] | None = None  # the prose line just before, when it ends in ":" ("3. **GRU**:")
     for pos, line in lines(text):
         body = line.rstrip("\r\n")
         if FENCE.match(body):
-            in_code, first_code, label = not in_code, True, None
+            # a block's lines are labelled by the line that introduces them: the prose lead line
+            # before the fence, then any line inside ending in ":" ("Codeforces (编程竞赛):")
+            in_code, label = not in_code, (lead if not in_code else None)
             prev_row = False
+            lead = None
             continue
         a, b = _trim(text, pos, pos + len(body))
         if a == b:
@@ -77,10 +80,11 @@ def units(text: str) -> list[Span]:
             continue
         if in_code:
             out.append(Span(a, b, "code", label))
-            if first_code and text[b - 1] in ":：":
+            if text[b - 1] in ":：":
                 label = (a, b)
-            first_code = False
-        elif TABLE_ROW.match(body):
+            continue
+        lead = (a, b) if text[a:b].rstrip("*").endswith((":", "：")) else None
+        if TABLE_ROW.match(body):
             if not TABLE_RULE.match(body):
                 if prev_row:
                     out.append(Span(a, b, "row", header))
