@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tutor.answer import (_StreamGuard, answer_stream, attribute, check_sentences, clean_answer, finalize, new_figures,
-                          adds_nothing, bare_figure, extractive, quotable,
+                          adds_nothing, answers_figure, bare_figure, extractive, quotable,
                           is_refusal, normalise_citations, parse_citations, redact)
 from tutor.evidence import Selector, Verdict
 from tutor.api import Tutor
@@ -176,6 +176,15 @@ def test_the_unit_that_says_the_asked_attribute_answers_and_a_bare_figure_is_quo
         b = finalize(q, reply, "", hits, units, verdict, _L(), {}, "zh")
         assert "激活参数: 37B" in b.text and b.timings_ms.get("extractive") == 1, reply
     assert bare_figure("15.3%") and not bare_figure("2.788M GPU hours[1]") and not bare_figure("激活参数: 37B")
+
+
+def test_a_score_is_not_a_model_size():
+    # seen in the multi-turn run: "DeepSeek-V2 的 MMLU 分数是 67B" — 67B is DeepSeek 67B's name
+    hits, units, verdict = _units("DeepSeek-V2 MMLU: 78.5%，对比 DeepSeek 67B")
+    q = "DeepSeek-V2 的 MMLU 分数是多少？"
+    a = finalize(q, "DeepSeek-V2 的 MMLU 分数是 67B [1]。", "", hits, units, verdict, _L(), {}, "zh")
+    assert a.timings_ms.get("extractive") == 1 and "78.5%" in a.text
+    assert answers_figure("MMLU 分数是 78.5 [1]。", q, verdict)
 
 
 def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():

@@ -340,12 +340,19 @@ def adds_nothing(text: str, question: str, evidence_text: str) -> bool:
     return len(new) <= 1 or language(body) == language(evidence_text)
 
 
+_BOUNDED = re.compile(r"准确率|错误率|正确率|比例|百分比|占比|accuracy|error rate|percentage|MMLU|BLEU|pass@|top-?[15]", re.I)
+_UNBOUNDED = re.compile(r"\belo\b|rating|评分|多少倍|how many times", re.I)
+
+
 def answers_figure(text: str, question: str, verdict: Verdict) -> bool:
     """Does `text` state a figure the question asks for? A new figure (not the question's own),
     and — when the evidence has units that answer on their own (subject named, figure next to
     the asked-for thing) — one of theirs: the 0.5B model often copies the figure of a neighbouring
     table row or model ("DeepSeekMoE 16B 有 236B 总参数", V2's row)."""
     stated = new_figures(text, question)
+    if _BOUNDED.search(question) and not _UNBOUNDED.search(question):
+        # a rate, accuracy or benchmark score is at most 100: "MMLU 分数是 67B" copied a model's size
+        stated = [f for f in stated if f.percent or f.value <= 100]
     if not stated or not verdict.answering:
         return bool(stated)
     allowed = set().union(*(figure_values(f"{u.context} {u.text}") for u in verdict.answering))
