@@ -82,6 +82,10 @@ def test_what_about_switch_asks_the_previous_question_about_the_new_subject():
     assert rule_rewrite("那 ResNet-152 呢？", hist) == "ResNet-152 在 ImageNet 上的 Top-5 错误率是多少？"
     assert rule_rewrite("What about GPT-2?", [("How many parameters did GPT-3 have?", "175B")]) == \
         "How many parameters did GPT-2 have?"
+    # a thing of its own that is not a bare name takes the subject's place too (dev multi-turn mt-23)
+    world = [("What score did the full World Model agent get on Car Racing?", "906")]
+    out = rule_rewrite("What about the V model alone?", world)
+    assert "V model alone" in out and "score" in out and "Car Racing" in out and "World Model" not in out
 
 
 def test_three_turn_chain_keeps_the_first_topic():

@@ -123,6 +123,16 @@ def _what_about(question: str) -> str | None:
     return None
 
 
+def _switched_thing(question: str) -> str | None:
+    """X of "What about the V model alone?": not a bare name, but a thing of its own (a capital
+    letter: "V model", "Full World Model") put in place of the previous question's subject."""
+    m = _WHAT_ABOUT_EN.match(question)
+    if not m or _PRONOUN.search(m.group("x")):
+        return None
+    x = re.sub(r"^(?:the|a|an)\s+", "", m.group("x").strip(), flags=re.I)
+    return x if re.search(r"[A-Z]", x) else None
+
+
 def _rank(name: str) -> int:
     """How likely a name is the subject: CamelCase (AlexNet, DeepSeek-V3) first, then names
     with a number (GPT-3, VGG-19), then acronyms and capitalised words (BERT, Transformer), last
@@ -228,7 +238,7 @@ def rule_rewrite(question: str, history: list[tuple[str, str]]) -> str:
     "what about X" switch as the previous full question with its topic replaced by X; else
     topic + follow-up (the previous question + follow-up when no topic can be named)."""
     q = question.strip()
-    x = _what_about(q)
+    x = _what_about(q) or _switched_thing(q)
     if x:
         base = _base_question(history)
         old = _subject(base)
