@@ -204,7 +204,7 @@ def test_llamacpp_first_token_logprobs_match_llama_cpp(tmp_path_factory: pytest.
     msgs = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
     with LlamaCppLLM(s) as llm:
         mine = llm.first_token_logprobs(msgs, 5)
-        ref = Llama(model_path=str(llm.path), n_ctx=1024, logits_all=True, verbose=False)
+        ref = Llama(model_path=str(llm.path), n_ctx=1024, logits_all=True, flash_attn=s.flash_attn, verbose=False)
     r = ref.create_chat_completion(messages=msgs, max_tokens=1, temperature=0, logprobs=True, top_logprobs=5)
     theirs = {t["token"]: t["logprob"] for t in r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
     ref.close()
