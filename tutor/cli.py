@@ -5,6 +5,7 @@ nothing below this layer prints.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -20,7 +21,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from .config import ConfigError, Settings, load_settings
+from .config import Settings, load_settings
+from .errors import ConfigError, LLMError, TutorError
 from .masking import mask_url, masked_settings, redact
 
 console = Console()
@@ -72,35 +74,23 @@ def safe(text: str) -> str:
     return escape(terminal_safe(text))
 
 
+# what a user can fix: every `TutorError`, plus a bad argument (ValueError) or a missing file
+USER_ERRORS = (TutorError, ValueError, FileNotFoundError)
+
+
+def print_error(e: BaseException) -> None:
+    """The one rendering of an error the user can fix: a red "error:" line, secrets masked."""
+    msg = redact(str(e), _state.get("settings"))
+    err.print(f"[red]error:[/red] {safe(msg)}", markup=True, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def user_errors():
     """Turn the errors a user can fix into one red line and exit code 1."""
-    from .corpus import CorpusError
-    from .index import IndexError_
-    from .models import ModelError
-
-    known: tuple[type[BaseException], ...] = (ConfigError, CorpusError, IndexError_, ModelError, ValueError,
-                                              FileNotFoundError)
-    try:
-        from .llm.base import LLMError
-
-        known += (LLMError,)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .evaluation.dataset import DatasetError
-
-        known += (DatasetError,)
-    except ImportError:  # pragma: no cover
-        pass
-    from .progress import ProgressError
-
-    known += (ProgressError,)
     try:
         yield
-    except known as e:
-        msg = redact(str(e), _state.get("settings"))
-        err.print(f"[red]error:[/red] {safe(msg)}", markup=True, highlight=False, soft_wrap=True)
+    except USER_ERRORS as e:
+        print_error(e)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -193,12 +183,9 @@ def search_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Show the passages the tutor would answer from."""
-    from .retrieval import check_question
-
     with user_errors():
         s = settings()
-        query = check_question(query, s)  # before any model or index is loaded
-        result = _make_tutor(s).search(query, k=k, mode=mode)
+        result = _make_tutor(s).search(query, k=k, mode=mode)  # checks the question before loading anything
         if json_out:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
             return
@@ -323,10 +310,12 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
     lang = language(question)
     answer = None
     preview = ""
+    events = tutor.ask_stream(question, history=history, k=k, level=level)
+    first = next(events)  # a bad question fails here, before anything is drawn
     live = Live(Text(""), console=console, refresh_per_second=8, transient=True)
     try:
         with live:
-            for ev in tutor.ask_stream(question, history=history, k=k, level=level):
+            for ev in itertools.chain([first], events):
                 if ev.kind == "stage":
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
@@ -366,14 +355,12 @@ def ask_cmd(
 ):
     """Answer a question from the corpus, with cited sources."""
     from .prompts import LEVELS
-    from .retrieval import check_question
 
     with user_errors():
         if level is not None and level not in LEVELS:
             raise ValueError(f"--level must be one of {', '.join(LEVELS)}")
         s = settings(backend=backend, model=model, base_url=base_url, top_k=k)
-        question = check_question(question, s)  # before any model or index is loaded
-        tutor = _make_tutor(s)
+        tutor = _make_tutor(s)  # loads nothing yet: the API checks the question first
         if json_out:
             print(json.dumps(tutor.ask(question, k=k, level=level).to_dict(), ensure_ascii=False))
             return
@@ -421,13 +408,9 @@ def chat_cmd(
                 continue
             try:
                 ans = _stream_answer(tutor, q, history=conv.turns, k=k)
-            except Exception as e:  # one failed turn must not end the session
-                from .llm.base import LLMError
-
-                if isinstance(e, (LLMError, ValueError)):
-                    err.print(f"[red]error:[/red] {safe(redact(str(e), _state.get('settings')))}")
-                    continue
-                raise
+            except (LLMError, ValueError) as e:  # one failed turn must not end the session
+                print_error(e)
+                continue
             if ans is not None:
                 conv.add(q, ans.text)
                 last = ans
@@ -692,7 +675,7 @@ def eval_cmd(
         return
     import time as _time
 
-    from .evaluation.runner import EvalOptions, RunError, run
+    from .evaluation.runner import EvalOptions, run
 
     with user_errors():
         if quiz is not None:
@@ -721,7 +704,7 @@ def eval_cmd(
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
         report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
-            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer), RunError)
+            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer))
         _print_summary(report)
         if baseline is not None:
             base_out = _run_baseline(s, tutor, opts)
@@ -729,14 +712,11 @@ def eval_cmd(
         console.print(f"report: {out / 'report.md'}")
 
 
-def _run_with_progress(label: str, fn, run_error: type[Exception]):
+def _run_with_progress(label: str, fn):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as p:
         task = p.add_task(label, total=None)
-        try:
-            return fn(lambda d, t: p.update(task, completed=d, total=t))
-        except run_error as e:
-            raise ValueError(str(e)) from None
+        return fn(lambda d, t: p.update(task, completed=d, total=t))
 
 
 def _check_baseline(name: str, dataset: Path) -> None:
@@ -758,7 +738,7 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
 
     from .evaluation import baseline as bl
     from .evaluation.compare import append_baseline
-    from .evaluation.runner import RunError, run
+    from .evaluation.runner import run
 
     base_out = Path(opts.out) / f"baseline-{bl.NAME}"
     index = bl.load_or_build_index(s, progress=lambda m: err.print(safe(m)))
@@ -768,7 +748,7 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
         bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
         report = _run_with_progress("llama-index baseline", lambda progress: run(
             tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
-            answer_row=None if opts.retrieval_only else pipe.make_answer_row()), RunError)
+            answer_row=None if opts.retrieval_only else pipe.make_answer_row()))
     _print_summary(report)
     append_baseline(Path(opts.out), base_out)
     return base_out
@@ -864,8 +844,8 @@ def _print_summary(report: dict) -> None:
 def main() -> None:
     try:
         app()
-    except ConfigError as e:
-        err.print(f"error: {safe(redact(str(e)))}", soft_wrap=True)
+    except ConfigError as e:  # from a settings read outside `user_errors`: exit code 2
+        print_error(e)
         sys.exit(2)
 
 

@@ -14,15 +14,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import CorpusError
 from .types import Document
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
 PDF_SUFFIXES = {".pdf"}
 IGNORE_FILE = ".tutorignore"
-
-
-class CorpusError(RuntimeError):
-    """The corpus as a whole is unusable (missing, empty)."""
 
 
 @dataclass

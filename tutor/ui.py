@@ -29,6 +29,7 @@ import gradio as gr  # noqa: E402
 
 from . import jsonl
 from .config import Settings
+from .errors import EmptyQuestion, IndexError_, IndexMissing, LLMError, ModelError, QuestionTooLong
 from .glossary import language
 from .masking import install_log_redaction, public_message
 from .retrieval import check_question
@@ -407,23 +408,21 @@ def feedback_record(settings: Settings, turn: dict, rating: str | None, comment:
 
 def error_message(e: BaseException, lang: str, settings: Settings | None = None) -> str:
     """One line the learner can act on; never a stack trace, a secret, a local path or a server
-    address (`public_message`: the operator finds those in the log)."""
-    from .index import IndexError_
-    from .llm.base import LLMError
-    from .models import ModelError
-    from .retrieval import QuestionTooLong
-
+    address (`public_message`: the operator finds those in the log). The one place the web UI
+    renders an error, chosen by its type."""
+    if isinstance(e, EmptyQuestion):
+        return t(lang, "err_empty")
     if isinstance(e, QuestionTooLong):
         return t(lang, "err_too_long", n=f"{e.length:,}", limit=f"{e.limit:,}")
+    if isinstance(e, IndexMissing):
+        return t(lang, "err_no_index")
     msg = public_message(" ".join(str(e).split()), settings)[:400]
     if isinstance(e, IndexError_):
-        return t(lang, "err_no_index") if "no index" in msg else t(lang, "err_index", e=msg)
+        return t(lang, "err_index", e=msg)
     if isinstance(e, LLMError):
         return t(lang, "err_llm", e=msg)
     if isinstance(e, ModelError):
         return t(lang, "err_model", e=msg)
-    if isinstance(e, ValueError) and "empty question" in msg:
-        return t(lang, "err_empty")
     log.exception("unexpected error while answering")  # the log is masked too (RedactingFilter)
     return t(lang, "err_other", t=type(e).__name__, e=msg)
 
@@ -652,8 +651,6 @@ def build_app(tutor) -> gr.Blocks:
     s: Settings = tutor.settings
 
     def index_status(lang: str) -> str:
-        from .index import IndexError_
-
         try:
             n = len(tutor.index.chunks)
         except IndexError_:

@@ -15,19 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import jsonl
+from ..errors import DatasetError
 
 TYPES = ("factoid", "explain", "compare", "multi_hop", "unanswerable", "injection")
 NOT_IN_CORPUS = "NOT_IN_CORPUS"
-
-
-class DatasetError(ValueError):
-    """The dataset file is unusable; `problems` holds one `FILE:LINE: message` string each."""
-
-    def __init__(self, file: str, problems: list[str]):
-        self.file = file
-        self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__("\n".join([f"{len(problems)} {noun} in {file}", *problems]))
 
 
 @dataclass(frozen=True)

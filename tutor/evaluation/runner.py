@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import jsonl
+from ..errors import RunError
 from ..masking import mask_url
 from .dataset import EvalItem, is_multiturn, load_conversations, load_dataset
 from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
@@ -23,10 +24,6 @@ from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_score
 RESULTS, REPORT_JSON, REPORT_MD, RUN_JSON = "results.jsonl", "report.json", "report.md", "run.json"
 MODES = ("dense", "bm25", "hybrid")
 TOP_N = 10
-
-
-class RunError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from tutor.errors import LLMError, ModelCrashed, NoLogprobs  # noqa: F401 - re-exported
+
 if TYPE_CHECKING:
     from tutor.config import Settings
 
@@ -36,21 +38,6 @@ class Delta:
 
     def __bool__(self) -> bool:
         return bool(self.text or self.reasoning)
-
-
-class LLMError(RuntimeError):
-    """Any LLM failure, as one user-readable line (no traceback needed to act on it)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
-
-
-class ModelCrashed(LLMError):
-    """The native library died on a signal running the model (see tutor/llm/probe.py)."""
-
-
-class NoLogprobs(LLMError):
-    """This backend (or server) cannot return token log-probabilities."""
 
 
 class LLM(ABC):

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, Progress, ThinkSplitter,
                             default_params, is_reasoning_model)
-from tutor.models import ModelError, resolve_gguf
+from tutor.errors import ContextOverflow, ModelError
+from tutor.models import resolve_gguf
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -27,7 +28,7 @@ class LlamaCppLLM(LLM):
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise LLMError("the llamacpp backend needs llama-cpp-python: "
+            raise LLMError("the llamacpp backend needs llama-cpp-python",
                            "pip install 'llama-cpp-python==0.3.36'") from None
         self.settings = settings
         self.model = settings.model
@@ -77,10 +78,8 @@ class LlamaCppLLM(LLM):
                     if content and (d := splitter.feed(content)):
                         yield d
             except ValueError as e:
-                if _OVERFLOW.search(str(e)):
-                    raise LLMError(f"the prompt is too long for the context of model "
-                                   f"{self.model!r} ({self.context_window} tokens; raise n_ctx "
-                                   f"or send fewer sources): {e}") from None
+                if _OVERFLOW.search(str(e)):  # llama.cpp says so only in words
+                    raise self._overflow(e, "; raise n_ctx or send fewer sources") from None
                 raise LLMError(f"llama.cpp failed: {e}") from None
         if d := splitter.finish():
             yield d
@@ -107,8 +106,7 @@ class LlamaCppLLM(LLM):
                                                  logits_processor=[capture])  # type: ignore[list-item]
             except ValueError as e:
                 if _OVERFLOW.search(str(e)):
-                    raise LLMError(f"the prompt is too long for the context of model "
-                                   f"{self.model!r} ({self.context_window} tokens): {e}") from None
+                    raise self._overflow(e) from None
                 raise LLMError(f"llama.cpp failed: {e}") from None
             if not seen or seen[0].shape[0] != self._llm.n_vocab():
                 raise LLMError("llama.cpp gave no first-token logits")
@@ -120,6 +118,11 @@ class LlamaCppLLM(LLM):
                 tok = self._llm.detokenize([int(i)]).decode("utf-8", errors="replace")
                 out[tok] = float(np.logaddexp(out[tok], logp[i])) if tok in out else float(logp[i])
             return out
+
+    def _overflow(self, e: ValueError, advice: str = "") -> ContextOverflow:
+        problem = f"the prompt is too long for the context of model {self.model!r} ({self.context_window} tokens"
+        return ContextOverflow(f"{problem})", "raise n_ctx or send fewer sources",
+                               line=f"{problem}{advice}): {e}")
 
     def close(self) -> None:
         with self._lock:

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, default_params,
-                            is_reasoning_model, split_think)
+from tutor.errors import ContextOverflow, LLMError
+from tutor.llm.base import LLM, Delta, GenParams, Messages, default_params, is_reasoning_model, split_think
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -73,8 +73,8 @@ class VLLMLocal(LLM):
             with self._lock:
                 outputs = self._llm.chat(list(conversations), sampling, use_tqdm=False)
         except ValueError as e:  # vLLM reports over-long prompts as ValueError
-            raise LLMError(f"vLLM rejected the request (prompt too long for the context of "
-                           f"{self.context_window} tokens?): {e}") from None
+            problem = f"vLLM rejected the request (prompt too long for the context of {self.context_window} tokens?)"
+            raise ContextOverflow(problem, "raise n_ctx or send fewer sources", line=f"{problem}: {e}") from None
         in_think = is_reasoning_model(self.model)
         out = []
         for o in outputs:
