@@ -17,7 +17,7 @@ from tutor.config import Settings
 from tutor.index import ingest
 from tutor.llm.base import repair_late_close
 from tutor.prompts import CANARY, REFUSAL, build_messages, fence_question
-from tutor.types import Chunk, Hit, SearchResult
+from tutor.records import Chunk, Hit, SearchResult
 
 REPO = Path(__file__).resolve().parents[1]
 

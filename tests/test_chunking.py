@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tutor.chunking import SEP, chunk_document, searchable_text
-from tutor.types import Document
+from tutor.records import Document
 
 # ---- generator ----------------------------------------------------------------------------------
 

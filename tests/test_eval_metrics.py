@@ -23,7 +23,7 @@ from tutor.evaluation.judges import Judge, LexicalJudge
 from tutor.evaluation.metrics import cohen_kappa, first_hit_rank, refusal_prf, retrieval_scores
 from tutor.evaluation.plots import write_plots
 from tutor.text import citations_in, split_sentences, strip_citations
-from tutor.types import Answer, Chunk, Citation, Hit
+from tutor.records import Answer, Chunk, Citation, Hit
 
 
 # ---- sentences -------------------------------------------------------------------------------

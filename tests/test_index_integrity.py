@@ -151,7 +151,7 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from tutor.index import _write_generation, load_index
-    from tutor.types import Chunk
+    from tutor.records import Chunk
     index_dir, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(abs(hash(who)) % 1000)
     for i in range(n):

@@ -22,7 +22,7 @@ from .glossary import language
 from .llm.base import LLM, GenParams, LLMError, default_params, is_reasoning_model, repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
 from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
-from .types import Answer, Citation, Evidence, Hit, SearchResult
+from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
            "parse_citations", "normalise_citations", "redact"]
@@ -40,18 +40,6 @@ _SEP = r"[\W_]*"
 _CANARY_RX = re.compile(_SEP.join("canary") + _SEP + _SEP.join(_CANARY_HEX) + f"(?:{_SEP}{_SEP.join('tutor')})?|"
                         + _SEP.join(_CANARY_HEX), re.I)
 _REFUSAL_RX = re.compile(_SEP.join(REFUSAL.replace("_", "")), re.I)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened while answering: stage | rewritten | sources | evidence | token |
-    reasoning | done."""
-
-    kind: str
-    text: str = ""
-    hits: tuple[Hit, ...] = ()
-    answer: Answer | None = None
-    evidence: tuple[Evidence, ...] = ()
 
 
 def redact(text: str) -> str:

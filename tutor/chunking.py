@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .text import SENT_END as _SENT_END
 from .text import lines as _lines
-from .types import Chunk, Document
+from .records import Chunk, Document
 
 SEP = " › "
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")

@@ -41,7 +41,7 @@ from .corpus import load_file, scan
 from .embedding import Embedder
 from .errors import IndexChanging, IndexDamaged, IndexError_, IndexMissing
 from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
-from .types import Chunk
+from .records import Chunk
 
 FORMAT_VERSION = 2  # 2: per-file sizes and checksums in the manifest ("integrity")
 CHUNKER_VERSION = 4  # 3: keeps `#@tab all` d2l cells, code indentation; 4: block spans end before the line break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .types import Evidence, Hit
+from .records import Evidence, Hit
 
 # Never appears in a legitimate answer; tests assert it never leaks, whatever the question asks.
 CANARY = "CANARY-7f3a9c2e-TUTOR"

@@ -46,7 +46,7 @@ from .glossary import language, translate_terms
 from .errors import EmbedderMismatch, EmptyQuestion, IndexDamaged, QuestionTooLong
 from .index import IndexData
 from .lexical import bm25_index, chunk_tokens, tokenize
-from .types import Hit, SearchResult
+from .records import Hit, SearchResult
 
 MODES = ("hybrid", "dense", "bm25")
 

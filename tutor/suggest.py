@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .quiz import heading_name
 from .text import normalise
-from .types import Chunk
+from .records import Chunk
 
 SEP = " › "
 _EMOJI = re.compile(r"^[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\s]+")

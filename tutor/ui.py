@@ -35,7 +35,7 @@ from .masking import install_log_redaction, public_message
 from .retrieval import check_question
 from .text import lines as _text_lines
 from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
-from .types import Answer, Evidence, Hit
+from .records import Answer, Evidence, Hit
 from .ui_modes import mode_tabs
 
 log = logging.getLogger("tutor.ui")
@@ -384,21 +384,15 @@ def append_feedback(path: Path | str, record: dict) -> None:
 
 
 def feedback_record(settings: Settings, turn: dict, rating: str | None, comment: str, fid: str) -> dict:
+    """A rating and/or comment beside the whole answer as `ask --json` gives it, and the config."""
     ans: Answer = turn["answer"]
     return {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "feedback_id": fid,
         "rating": rating,  # "up" | "down" | None (comment only)
         "comment": (comment or "").strip()[:FEEDBACK_COMMENT_MAX],
+        **ans.to_dict(),
         "question": turn["question"],
-        "standalone_question": ans.standalone_question,
-        "answer": ans.text,
-        "citations": [c.to_dict() for c in ans.citations],
-        "refused": ans.refused,
-        "grounded": ans.grounded,
-        "sources": [{"n": i, "chunk_id": h.chunk.id, "file": h.chunk.file, "section": h.chunk.section,
-                     "page": h.chunk.page} for i, h in enumerate(ans.sources, start=1)],
-        "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()},
         "config": {"backend": settings.backend, "model": ans.model or settings.model, "top_k": turn["top_k"],
                    "retrieval_mode": settings.retrieval_mode, "embedder": settings.embedder},
     }

@@ -169,7 +169,7 @@ def scored_row(tutor, item: EvalItem, row: dict, answer, judge: Judge) -> dict:
     from tutor.llm import LLMError
 
     row = dict(row, judge=judge.name)
-    ans = {**answer.to_dict(), "grounded": answer.grounded, "invalid_citations": answer.invalid_citations}
+    ans = answer.to_dict()
     row.update({k: ans.get(k) for k in ANSWER_FIELDS})
     if isinstance(judge, LLMJudge) and (llm := getattr(tutor, "llm", None)) is not None:
         judge.share_llm(llm)  # same model as the answers: no second copy
