@@ -19,7 +19,10 @@ from typing import Callable, Iterator
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
 from .glossary import language
-from .llm.base import LLM, GenParams, LLMError, default_params, is_reasoning_model, repair_late_close
+from .errors import LLMError
+from .llm.base import LLM
+from .llm.params import GenParams, sampling
+from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
 from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
@@ -204,9 +207,8 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
 
 def prompt_for(p: Pending, llm: LLM, settings: Settings) -> tuple[list[dict], GenParams]:
     """The messages and sampling for this model (R1 distills: no system prompt, their sampling)."""
-    params = default_params(llm.model, settings)
-    messages = build_messages(p.question, p.units, p.lang, system_prompt=not is_reasoning_model(llm.model),
-                              level=p.level)
+    params = sampling(settings, llm.reasoning)
+    messages = build_messages(p.question, p.units, p.lang, system_prompt=not llm.reasoning, level=p.level)
     if llm.context_window:  # a small server context: shorten the reply rather than fail
         room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
         params.max_tokens = max(16, min(params.max_tokens, room))

@@ -692,10 +692,10 @@ def eval_cmd(
         answer_row = batch_answer = None
         if not retrieval_only:
             from .evaluation.answers import make_answer_row
-            from .llm.base import BACKENDS
+            from .llm.base import backend_kind
 
             answer_row = make_answer_row(s, s.judge)
-            if BACKENDS.get(s.backend.strip().lower()) == "vllm":  # in-process vLLM: all prompts in one batch
+            if backend_kind(s.backend) == "vllm":  # in-process vLLM: all prompts in one batch
                 from .evaluation.answers import make_batch_answer
 
                 batch_answer = make_batch_answer(s, s.judge)

@@ -18,7 +18,8 @@ from typing import Iterator
 
 import httpx
 
-from .base import LLMError, is_reasoning_model
+from ..errors import LLMError
+from .params import is_reasoning_model
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ import re
 import threading
 from typing import TYPE_CHECKING, Iterator
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, Progress, ThinkSplitter,
-                            default_params, is_reasoning_model)
-from tutor.errors import ContextOverflow, ModelError
+from tutor.errors import ContextOverflow, LLMError, ModelError
+from tutor.llm.base import LLM, Messages, Progress
+from tutor.llm.params import GenParams, is_reasoning_model, sampling
+from tutor.llm.think import Delta, ThinkSplitter
 from tutor.models import resolve_gguf
 
 if TYPE_CHECKING:
@@ -52,13 +53,13 @@ class LlamaCppLLM(LLM):
             raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
         self.context_window = self._llm.n_ctx()
         # a preset name says nothing about reasoning; the file name might
-        self._kind = self.model if is_reasoning_model(self.model) else self.path.name
+        self.reasoning = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
         self._lock = threading.Lock()
         self._last: Messages | None = None
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
-        p = params or default_params(self._kind, self.settings)
-        splitter = ThinkSplitter(in_think=is_reasoning_model(self._kind))
+        p = params or sampling(self.settings, self.reasoning)
+        splitter = ThinkSplitter(in_think=self.reasoning)
         with self._lock:  # held until the generator finishes or is closed
             if self._llm is None:
                 raise LLMError("this llama.cpp model was closed")

@@ -15,7 +15,9 @@ import httpx
 import openai
 
 from tutor.errors import BackendUnreachable, ContextOverflow, EmptyReply, LLMError, ModelNotServed, NoLogprobs
-from tutor.llm.base import LLM, Delta, GenParams, Messages, ThinkSplitter, default_params, is_reasoning_model
+from tutor.llm.base import LLM, Messages
+from tutor.llm.params import GenParams, is_reasoning_model, sampling
+from tutor.llm.think import Delta, ThinkSplitter
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -34,6 +36,7 @@ class OpenAICompatLLM(LLM):
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
         self.model = settings.model
+        self.reasoning = is_reasoning_model(self.model)
         self.base_url = settings.base_url.rstrip("/")
         self.timeout_s = settings.timeout_s
         self.retries = max(0, settings.retries)
@@ -54,7 +57,8 @@ class OpenAICompatLLM(LLM):
             models = self._call(lambda: list(self._client.models.list()))
             self.served = [m.id for m in models]
             if self.model in ("", "default") and len(self.served) == 1:
-                self.model = self.served[0]
+                self.model = self.served[0]  # now the model is known: decide reasoning from its name
+                self.reasoning = is_reasoning_model(self.model)
             if self.model not in self.served:
                 listed = ", ".join(self.served) or "none"
                 raise ModelNotServed(f"model {self.model!r} is not served at {self.base_url} (served: {listed})",
@@ -67,11 +71,11 @@ class OpenAICompatLLM(LLM):
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         self.check()
-        p = params or default_params(self.model, self.settings)
+        p = params or sampling(self.settings, self.reasoning)
         chunks = self._call(lambda: self._client.chat.completions.create(
             model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
             max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, stop=p.stop))
-        splitter = ThinkSplitter(in_think=is_reasoning_model(self.model))
+        splitter = ThinkSplitter(in_think=self.reasoning)
         replied = False  # any content, reasoning or finish_reason at all
         try:
             for chunk in chunks:
