@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import jsonl
 from .answers import fmt, md_table
+from .signature import differences
 
 # (label, path into report.json; "{mode}" = the run's primary retrieval mode)
 HEADLINE = (
@@ -100,7 +101,7 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
     name_a, name_b = Path(run_a).name or str(run_a), Path(run_b).name or str(run_b)
     parts = [f"# Compare {name_a} (A) → {name_b} (B)\n"]
     sa, sb = rep_a.get("signature", {}), rep_b.get("signature", {})
-    diff = sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k))
+    diff = differences(sa, sb)
     if diff:
         parts.append(md_table(["setting", "A", "B"], [[k, sa.get(k), sb.get(k)] for k in diff]))
     else:
