@@ -67,13 +67,17 @@ def test_dataset_error_lists_each_problem():
     assert e.problems == ["dev.jsonl:3: bad", "dev.jsonl:9: worse"]
 
 
-def test_quiz_labels_errors_are_dataset_errors(tmp_path):
+@pytest.mark.parametrize("lines, problem", [
+    (['{"id": "q1"}'], "label 1: missing kind, question"),
+    ([], "no labels"),
+])
+def test_quiz_labels_errors_are_dataset_errors(tmp_path, lines, problem):
     from tutor.evaluation.quiz_eval import load
 
-    path = tmp_path / "labels.jsonl"
-    path.write_text('{"id": "q1"}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match="label 1: missing kind, question"):
-        load(path)
+    (tmp_path / "labels.jsonl").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+    with pytest.raises(DatasetError, match=problem) as e:
+        load(tmp_path / "labels.jsonl")
+    assert e.value.problems == [f"{tmp_path / 'labels.jsonl'}: {problem}"]
 
 
 def test_a_locked_progress_database_is_told_by_its_error_code(tmp_path):

@@ -25,12 +25,8 @@ QUERY = "残差连接为什么能训练很深的网络"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, base_settings, embedder, write_notes):
-    root = tmp_path_factory.mktemp("integrity-base")
-    corpus = write_notes(root / "corpus")
-    s = base_settings.replace(corpus_dir=corpus, index_dir=root / "index")
-    ingest(s, embedder=embedder)
-    return s
+def built(ingest_notes):
+    return ingest_notes("integrity-base")[0]
 
 
 @pytest.fixture

@@ -21,12 +21,9 @@ QUERY = "残差连接为什么能训练很深的网络"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, base_settings, embedder, write_notes):
+def built(ingest_notes):
     """(settings, report) of a first ingest of the three notes."""
-    root = tmp_path_factory.mktemp("ingest-base")
-    corpus = write_notes(root / "corpus")
-    s = base_settings.replace(corpus_dir=corpus, index_dir=root / "index")
-    return s, ingest(s, embedder=embedder)
+    return ingest_notes("ingest-base")
 
 
 @pytest.fixture

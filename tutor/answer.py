@@ -24,7 +24,8 @@ from .llm.base import LLM
 from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
+from .text import (MARKER, clip, figure_values, figures, normalise_citations, parse_citations, split_sentences,
+                   terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -160,9 +161,8 @@ def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings:
 
 
 def _quote(u: Evidence, limit: int = 160) -> str:
-    t = " ".join(u.prompt_text().split())
-    t = re.sub(r"\*\*|__|`", "", t)
-    return t if len(t) <= limit else t[: limit - 1] + "…"
+    t = re.sub(r"\*\*|__|`", "", " ".join(u.prompt_text().split()))
+    return clip(t, limit, fold=False)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from .index import IndexData, IngestReport, Reporter, ingest, live_generation, l
 from .models import Progress
 from .prompts import CONTEXT, LEVELS
 from .retrieval import Retriever, check_question
-from .records import Answer, Event, SearchResult
+from .records import Answer, Event, SearchResult, heading_path
 
 
 class Tutor:
@@ -271,7 +271,7 @@ class Tutor:
         g = grade(question, answer, llm=llm)
         if record:
             src = question.get("source") or {}
-            where = " › ".join(x for x in (src.get("file", ""), src.get("section", "")) if x)
+            where = heading_path(src.get("file", ""), src.get("section", ""))
             if src.get("page") is not None:
                 where += f" (p. {src['page']})"
             self.progress_db.record(Attempt(question.get("id", ""), question.get("kind", ""), question.get("question", ""),

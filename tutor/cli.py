@@ -24,6 +24,7 @@ from rich.text import Text
 from .config import Settings, load_settings
 from .errors import ConfigError, LLMError, TutorError
 from .masking import mask_url, masked_settings, redact
+from .text import clip
 
 console = Console()
 err = Console(stderr=True)
@@ -171,8 +172,7 @@ def ingest_cmd(
 
 
 def _snippet(text: str, n: int = 110) -> str:
-    t = " ".join(terminal_safe(text).split())
-    return t if len(t) <= n else t[: n - 1] + "…"
+    return clip(terminal_safe(text), n)
 
 
 @app.command("search")
@@ -197,8 +197,7 @@ def search_cmd(
         table.add_column("passage")
         for h in result.hits:
             c = h.chunk
-            src = " › ".join(x for x in (c.title, c.section) if x)
-            table.add_row(str(h.rank), f"{h.score:.4f}", f"{safe(src)}\n[dim]{safe(c.file)}[/dim]",
+            table.add_row(str(h.rank), f"{h.score:.4f}", f"{safe(c.label)}\n[dim]{safe(c.file)}[/dim]",
                           "" if c.page is None else str(c.page), escape(_snippet(c.text)))
         console.print(table)
 
@@ -283,9 +282,8 @@ def _render_sources(answer) -> None:
         if i not in cited:
             continue
         c = h.chunk
-        where = " › ".join(x for x in (c.title, c.section) if x)
         page = f", p. {c.page}" if c.page is not None else ""
-        console.print(f"  [bold][{i}][/bold] {safe(where)}{page} [dim]({safe(c.file)})[/dim]", highlight=False)
+        console.print(f"  [bold][{i}][/bold] {safe(c.label)}{page} [dim]({safe(c.file)})[/dim]", highlight=False)
 
 
 def _render_evidence(out: Console, units, lang: str) -> None:
@@ -293,10 +291,9 @@ def _render_evidence(out: Console, units, lang: str) -> None:
     out.print("[bold]" + ("证据" if lang == "zh" else "evidence") + "[/bold]", highlight=False)
     for u in units:
         c = u.hit.chunk
-        where = " › ".join(x for x in (c.title, c.section.split(" › ")[-1] if c.section else "") if x)
         page = f", p. {c.page}" if c.page is not None else ""
         out.print(f"  [bold][{u.n}][/bold] {escape(_snippet(u.prompt_text(), 140))} "
-                  f"[dim]— {safe(where)}{page}[/dim]", highlight=False)
+                  f"[dim]— {safe(c.short_label)}{page}[/dim]", highlight=False)
 
 
 def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False, level=None):
@@ -402,7 +399,7 @@ def chat_cmd(
                     console.print("[dim]no answer yet[/dim]")
                 for i, h in enumerate(last.sources if last else [], start=1):
                     c = h.chunk
-                    console.print(f"[bold][{i}][/bold] {safe(c.title)} › {safe(c.section)}"
+                    console.print(f"[bold][{i}][/bold] {safe(c.label)}"
                                   + (f", p. {c.page}" if c.page else "") + f"\n[dim]{safe(_snippet(c.text, 300))}[/dim]",
                                   highlight=False)
                 continue
@@ -760,10 +757,10 @@ def eval_compare(run_a: Path = typer.Argument(..., help="run folder A"),
     """Two run folders side by side, then the per-item changes."""
     from rich.markdown import Markdown
 
-    from .evaluation.compare import compare_cli
+    from .evaluation.compare import compare_runs
 
-    with user_errors():
-        console.print(Markdown(compare_cli(run_a, run_b)))
+    with user_errors():  # a path that is no run folder: one ValueError line
+        console.print(Markdown(compare_runs(run_a, run_b)))
 
 
 @eval_app.command("judge")

@@ -470,8 +470,6 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
 
 
 def _corpus_version(files: dict[str, dict]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for rel in sorted(files):
         h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
@@ -494,7 +492,6 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
                       tokens: list[list[str]], matrix: np.ndarray) -> Path:
     """Write a complete generation beside the live one, fsync it, then swap `CURRENT` to it.
     Holds the writer lock (re-entrant: `ingest` already holds it)."""
-    import bm25s
     import faiss
 
     index_dir.mkdir(parents=True, exist_ok=True)

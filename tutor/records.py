@@ -6,8 +6,16 @@ Every stage hands the next one these (never dicts), so the `--json` shapes of th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
+
+
+HEADING_SEP = " › "  # between a title and its headings, and between nested headings
+
+
+def heading_path(*parts: str) -> str:
+    """The non-empty parts joined by " › ": "title › section" as every view writes it."""
+    return HEADING_SEP.join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,16 @@ class Chunk:
     start: int
     end: int
     text: str
+
+    @property
+    def label(self) -> str:
+        """Title and heading path: "AI 研究计划 › 1. 深度学习基础 › 1.2 ResNet"."""
+        return heading_path(self.title, self.section)
+
+    @property
+    def short_label(self) -> str:
+        """Title and the last heading only: enough to tell whose passage it is."""
+        return heading_path(self.title, self.section.split(HEADING_SEP)[-1] if self.section else "")
 
 
 @dataclass(frozen=True)
@@ -149,10 +167,6 @@ class Answer:
             "suggestions": list(self.suggestions),
             "level": self.level,
         }
-
-
-def asdict_chunk(chunk: Chunk) -> dict:
-    return asdict(chunk)
 
 
 # what happened while answering, in order: stage (rewriting | retrieving | thinking) → rewritten

@@ -34,7 +34,7 @@ from .glossary import language
 from .masking import install_log_redaction, public_message
 from .retrieval import check_question
 from .text import lines as _text_lines
-from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
+from .text import citations_in, clip, sentence_spans, split_sentences, strip_citations, terms
 from .records import Answer, Evidence, Hit
 from .ui_modes import mode_tabs
 
@@ -249,8 +249,7 @@ def render_evidence(units: list[Evidence], turn: int) -> str:
     quotes are corpus text: made safe like model output)."""
     rows = []
     for u in units:
-        quote = " ".join(u.prompt_text().split())
-        quote = quote if len(quote) <= 160 else quote[:159] + "…"
+        quote = clip(u.prompt_text(), 160)
         rows.append(f'- <a class="cite" href="#src-{turn}-{u.n}">[{u.n}]</a> {safe_markdown(quote)}')
     return "\n".join(rows)
 
@@ -322,7 +321,7 @@ def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
     cards = []
     for n, h in enumerate(hits, start=1):
         c = h.chunk
-        head = " › ".join(html.escape(p) for p in (c.title, c.section) if p)
+        head = html.escape(c.label)
         meta = [html.escape(c.file)]
         if c.page is not None:
             meta.insert(0, t(lang, "page", p=c.page))
@@ -523,8 +522,7 @@ def _theme():
 
 def _one_line(text: str, n: int = 120) -> str:
     """A short single line for a title (a rewritten follow-up), made safe like an answer."""
-    line = " ".join(str(text).split())
-    return safe_markdown(line if len(line) <= n else line[: n - 1] + "…")
+    return safe_markdown(clip(text, n))
 
 
 def _content_text(msg: Any) -> str:

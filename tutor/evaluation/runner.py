@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +34,6 @@ class EvalOptions:
     limit: int | None = None
     concurrency: int = 1
     judge: str = "claims"
-    extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
     pipeline: dict | None = None  # another pipeline's settings (a baseline): its signature instead
 
 
