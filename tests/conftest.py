@@ -62,6 +62,18 @@ def write_notes():
     return write
 
 
+@pytest.fixture(scope="session")
+def ingest_notes(tmp_path_factory, base_settings, embedder, write_notes):
+    """ingest_notes(name) → (settings, ingest report) of the notes ingested into a fresh folder."""
+    from tutor.index import ingest
+
+    def build(name: str):
+        root = tmp_path_factory.mktemp(name)
+        s = base_settings.replace(corpus_dir=write_notes(root / "corpus"), index_dir=root / "index")
+        return s, ingest(s, embedder=embedder)
+    return build
+
+
 def _pdf_bytes(pages: list[list[str]], title: str | None = None) -> bytes:
     """A minimal, valid PDF: one Helvetica text line per string, top to bottom, per page."""
     objs: list[bytes] = []

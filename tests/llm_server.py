@@ -8,15 +8,13 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 
-from tutor.llm.launch import free_port  # noqa: F401  (test_llm_openai imports it from here)
+from tutor.llm.launch import free_port, stop, wait_ready  # free_port: test_llm_openai imports it from here
 from tutor.models import resolve_gguf
 
 ALIAS = "smollm2"
@@ -47,27 +45,10 @@ def start_server(model_path: Path, log_path: Path, alias: str = ALIAS,
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: "
-                                   f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not answer within {START_TIMEOUT_S:g} s")
-            time.sleep(0.2)
+        wait_ready(proc, server.base_url, log_path, START_TIMEOUT_S, "llama_cpp", poll_s=0.2)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=10)
 
 
 @pytest.fixture(scope="session")

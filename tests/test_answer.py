@@ -15,9 +15,9 @@ from tutor.api import Tutor
 from tutor.chat import needs_rewrite, standalone_question
 from tutor.config import Settings
 from tutor.index import ingest
-from tutor.llm.base import repair_late_close
+from tutor.llm.think import repair_late_close
 from tutor.prompts import CANARY, REFUSAL, build_messages, fence_question
-from tutor.types import Chunk, Hit, SearchResult
+from tutor.records import Chunk, Hit, SearchResult
 
 REPO = Path(__file__).resolve().parents[1]
 

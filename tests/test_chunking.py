@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tutor.chunking import SEP, chunk_document, searchable_text
-from tutor.types import Document
+from tutor.chunking import chunk_document, searchable_text
+from tutor.records import HEADING_SEP as SEP
+from tutor.records import Document
 
 # ---- generator ----------------------------------------------------------------------------------
 

@@ -17,13 +17,13 @@ from tutor.evaluation.answers import (
     make_answer_row,
     score_answer,
 )
-from tutor.evaluation.compare import compare_cli, compare_runs
+from tutor.evaluation.compare import compare_runs
 from tutor.evaluation.dataset import EvalItem, Evidence
 from tutor.evaluation.judges import Judge, LexicalJudge
 from tutor.evaluation.metrics import cohen_kappa, first_hit_rank, refusal_prf, retrieval_scores
 from tutor.evaluation.plots import write_plots
 from tutor.text import citations_in, split_sentences, strip_citations
-from tutor.types import Answer, Chunk, Citation, Hit
+from tutor.records import Answer, Chunk, Citation, Hit
 
 
 # ---- sentences -------------------------------------------------------------------------------
@@ -336,9 +336,9 @@ def test_compare_runs(run_rows, tmp_path: Path) -> None:
     assert "| top_k | 5 | 8 |" in md and "| retrieval hit@5 | 0.800 | 0.800 | +0.000 |" in md
     assert "**Correct in B, wrong in A** (1):" in md and "- wrong:" in md
     assert "- ok: 7 → 2" in md and "- wrong: 1 → >10" in md
-    assert compare_cli(tmp_path / "A" / "report.json", tmp_path / "A").count("No item changed.") == 1
+    assert compare_runs(tmp_path / "A" / "report.json", tmp_path / "A").count("No item changed.") == 1
     with pytest.raises(ValueError, match="no report.json"):
-        compare_cli(tmp_path, tmp_path / "A")
+        compare_runs(tmp_path, tmp_path / "A")
 
 
 def test_empty_answer_scores_zero_citation_metrics() -> None:

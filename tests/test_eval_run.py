@@ -42,6 +42,17 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _results(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _answer_run(s: Settings, dataset: Path, out: Path) -> tuple[dict, list[dict]]:
+    """Run (or resume) `dataset` into `out`, two questions at a time, lexical judge: (report, rows)."""
+    opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
+    report = run(Tutor(s), opts, answer_row=make_answer_row(s, "lexical"))
+    return report, _results(out)
+
+
 @pytest.fixture(scope="module")
 def eval_env(tmp_path_factory, llm_server: LlamaServer):
     root = tmp_path_factory.mktemp("evalrun")
@@ -59,11 +70,8 @@ def eval_env(tmp_path_factory, llm_server: LlamaServer):
 @pytest.mark.slow
 def test_full_eval_run_concurrent_then_resume(eval_env):
     root, s, dataset = eval_env
-    tutor = Tutor(s)
     out = root / "run"
-    opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
-    report = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
-    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    report, rows = _answer_run(s, dataset, out)
     assert [r["id"] for r in rows] == ["t1", "t2", "t3", "t4"]
     for r in rows:
         assert {"id", "question", "answer", "refused", "citations", "hits", "scores", "timings_ms"} <= set(r)
@@ -77,9 +85,8 @@ def test_full_eval_run_concurrent_then_resume(eval_env):
     # interruption: drop the last two results and cut a line in half, then resume
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     (out / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40], encoding="utf-8")
-    report2 = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    report2, rows2 = _answer_run(s, dataset, out)
     assert report2["resumed_items"] == 2
-    rows2 = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows2] == ["t1", "t2", "t3", "t4"]
     assert rows2[:2] == rows[:2]
 
@@ -120,11 +127,8 @@ CONVERSATIONS = [
 def test_multiturn_eval_runs_conversations_with_history_then_resumes(eval_env):
     root, s, _ = eval_env
     dataset = _write(root / "conversations.jsonl", CONVERSATIONS)
-    tutor = Tutor(s)
     out = root / "mt-run"
-    opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
-    report = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
-    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    report, rows = _answer_run(s, dataset, out)
     assert [r["id"] for r in rows] == ["c1:1", "c1:2", "c2:2", "c3:2"]
     by_id = {r["id"]: r for r in rows}
     for r in rows:
@@ -151,9 +155,8 @@ def test_multiturn_eval_runs_conversations_with_history_then_resumes(eval_env):
     # whole (its follow-up needs its first answer), c2 is kept, c3 runs again
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     (out / "results.jsonl").write_text("\n".join([lines[0], lines[2]]) + "\n" + lines[3][:30], encoding="utf-8")
-    report2 = run(tutor, opts, answer_row=make_answer_row(s, "lexical"))
+    report2, rows2 = _answer_run(s, dataset, out)
     assert report2["resumed_items"] == 1
-    rows2 = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows2] == ["c1:1", "c1:2", "c2:2", "c3:2"]
     assert rows2[2] == rows[2]
     assert rows2[1]["history"] == ["AlexNet 是谁提出的？"]
@@ -165,7 +168,7 @@ def test_multiturn_retrieval_only_uses_the_rule_form(eval_env):
     dataset = _write(root / "conversations-ro.jsonl", CONVERSATIONS)
     out = root / "mt-ro"
     report = run(Tutor(s), EvalOptions(dataset=dataset, out=out, retrieval_only=True))
-    rows = {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text(encoding="utf-8").splitlines())}
+    rows = {r["id"]: r for r in _results(out)}
     assert rows["c1:2"]["standalone_question"] == "AlexNet 有多少参数？"
     assert rows["c1:2"]["rewrite"]["model"] is None and "answer" not in rows["c1:2"]
     assert rows["c1:2"]["ranks"]["bm25"] is not None  # the note is found through the topic

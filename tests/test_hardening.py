@@ -291,7 +291,7 @@ def test_eval_readers_keep_records_with_line_separators(tmp_path):
 
 
 def test_feedback_comment_is_capped_and_one_line(tmp_path):
-    from tutor.types import Answer
+    from tutor.records import Answer
     from tutor.ui import FEEDBACK_COMMENT_MAX, append_feedback, feedback_record
 
     ans = Answer("q", ODD, False, [], [])

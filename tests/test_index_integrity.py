@@ -25,12 +25,8 @@ QUERY = "残差连接为什么能训练很深的网络"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, base_settings, embedder, write_notes):
-    root = tmp_path_factory.mktemp("integrity-base")
-    corpus = write_notes(root / "corpus")
-    s = base_settings.replace(corpus_dir=corpus, index_dir=root / "index")
-    ingest(s, embedder=embedder)
-    return s
+def built(ingest_notes):
+    return ingest_notes("integrity-base")[0]
 
 
 @pytest.fixture
@@ -151,7 +147,7 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from tutor.index import _write_generation, load_index
-    from tutor.types import Chunk
+    from tutor.records import Chunk
     index_dir, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(abs(hash(who)) % 1000)
     for i in range(n):

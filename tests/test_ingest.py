@@ -17,16 +17,14 @@ from tutor.embedding import Embedder
 from tutor.index import (CURRENT, IndexError_, ingest, live_generation, load_index, read_manifest)
 from tutor.retrieval import Retriever
 
+REPO = Path(__file__).resolve().parents[1]
 QUERY = "残差连接为什么能训练很深的网络"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, base_settings, embedder, write_notes):
+def built(ingest_notes):
     """(settings, report) of a first ingest of the three notes."""
-    root = tmp_path_factory.mktemp("ingest-base")
-    corpus = write_notes(root / "corpus")
-    s = base_settings.replace(corpus_dir=corpus, index_dir=root / "index")
-    return s, ingest(s, embedder=embedder)
+    return ingest_notes("ingest-base")
 
 
 @pytest.fixture
@@ -268,3 +266,30 @@ def test_manifest_is_valid_json_with_corpus_version(built):
     manifest = json.loads((live_generation(s.index_dir) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert len(manifest["corpus_version"]) == 16 and manifest["chunk_count"] > 0
+
+
+def test_index_folder_holding_only_its_readme(tmp_path, built, embedder):
+    """The repository keeps index/ with a README.md in it: that is still "no index" (with the
+    fix), and ingest builds beside it, leaving the README alone."""
+    from tutor.api import Tutor
+    from tutor.doctor import check_index
+    from tutor.errors import IndexMissing
+
+    s, _ = built
+    readme = REPO / "index" / "README.md"
+    (tmp_path / "index").mkdir()
+    shutil.copy(readme, tmp_path / "index" / "README.md")
+    s = s.replace(index_dir=tmp_path / "index")
+    with pytest.raises(IndexMissing, match=r"no index in .*index/ yet: run `tutor ingest` first"):
+        load_index(s.index_dir)
+    assert read_manifest(s.index_dir) is None and not check_index(s).ok
+    tutor = Tutor(s)
+    tutor._embedder = embedder
+    with pytest.raises(IndexMissing):
+        tutor.search(QUERY)
+    report = ingest(s, embedder=embedder)
+    assert report.rebuild_reason is None and report.warnings == [] and len(report.added) == 3
+    assert (s.index_dir / "README.md").read_bytes() == readme.read_bytes()
+    assert tutor.search(QUERY).hits[0].chunk.path == "notes/resnet.md"
+    assert ingest(s, embedder=embedder).noop  # the README does not make the index look changed or damaged
+    assert check_index(s).ok

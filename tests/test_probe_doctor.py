@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from tutor.cli import app
 from tutor.config import Settings
 from tutor.doctor import check_gguf, check_index, healthy, run_checks
-from tutor.llm.base import LLMError, ModelCrashed
+from tutor.errors import LLMError, ModelCrashed
 from tutor.llm.probe import CACHE_FILE, probe
 from tutor.models import GGUF_PRESETS, ModelError, resolve_gguf
 

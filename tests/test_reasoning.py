@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tutor.config import Settings
-from tutor.llm.base import (Delta, GenParams, ThinkSplitter, default_params, is_reasoning_model,
-                            repair_late_close, split_think)
+from tutor.llm.params import GenParams, default_params, is_reasoning_model
+from tutor.llm.think import Delta, ThinkSplitter, repair_late_close, split_think
 
 
 def run(chunks: list[str], in_think: bool = False) -> tuple[str, str, list[Delta]]:

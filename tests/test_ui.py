@@ -68,13 +68,13 @@ def test_feedback_appends_whole_lines_from_many_threads(tmp_path: Path) -> None:
 
 
 def test_error_messages_are_one_friendly_line() -> None:
-    from tutor.index import IndexError_
+    from tutor.errors import EmptyQuestion, IndexMissing
     from tutor.llm.base import LLMError
 
-    assert "tutor ingest" in error_message(IndexError_("no index in x/ yet: run `tutor ingest` first"), "zh")
-    assert error_message(IndexError_("no index in x/ yet"), "zh").startswith("⚠️ 还没有索引")
+    assert "tutor ingest" in error_message(IndexMissing("x"), "zh")
+    assert error_message(IndexMissing("x"), "zh").startswith("⚠️ 还没有索引")
     assert "is it running" in error_message(LLMError("cannot reach the LLM server — is it running?"), "en")
-    assert "请输入" in error_message(ValueError("empty question: ask something"), "zh")
+    assert "请输入" in error_message(EmptyQuestion(), "zh")
 
 
 def test_page_script_is_valid_javascript(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from tutor.answer import Event
 from tutor.config import Settings
 from tutor.llm.base import LLMError
 from tutor.retrieval import check_question
-from tutor.types import Answer, Chunk, Citation, Hit
+from tutor.records import Answer, Chunk, Citation, Hit
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("TUTOR_CHROMIUM", "/usr/bin/chromium")

@@ -19,10 +19,14 @@ from typing import Callable, Iterator
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
 from .glossary import language
-from .llm.base import LLM, GenParams, LLMError, default_params, is_reasoning_model, repair_late_close
+from .errors import LLMError
+from .llm.base import LLM
+from .llm.params import GenParams, sampling
+from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import MARKER, figure_values, figures, normalise_citations, parse_citations, split_sentences, terms
-from .types import Answer, Citation, Evidence, Hit, SearchResult
+from .text import (MARKER, clip, figure_values, figures, normalise_citations, parse_citations, split_sentences,
+                   terms)
+from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
            "parse_citations", "normalise_citations", "redact"]
@@ -40,18 +44,6 @@ _SEP = r"[\W_]*"
 _CANARY_RX = re.compile(_SEP.join("canary") + _SEP + _SEP.join(_CANARY_HEX) + f"(?:{_SEP}{_SEP.join('tutor')})?|"
                         + _SEP.join(_CANARY_HEX), re.I)
 _REFUSAL_RX = re.compile(_SEP.join(REFUSAL.replace("_", "")), re.I)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened while answering: stage | rewritten | sources | evidence | token |
-    reasoning | done."""
-
-    kind: str
-    text: str = ""
-    hits: tuple[Hit, ...] = ()
-    answer: Answer | None = None
-    evidence: tuple[Evidence, ...] = ()
 
 
 def redact(text: str) -> str:
@@ -169,9 +161,8 @@ def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings:
 
 
 def _quote(u: Evidence, limit: int = 160) -> str:
-    t = " ".join(u.prompt_text().split())
-    t = re.sub(r"\*\*|__|`", "", t)
-    return t if len(t) <= limit else t[: limit - 1] + "…"
+    t = re.sub(r"\*\*|__|`", "", " ".join(u.prompt_text().split()))
+    return clip(t, limit, fold=False)
 
 
 @dataclass
@@ -216,9 +207,8 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
 
 def prompt_for(p: Pending, llm: LLM, settings: Settings) -> tuple[list[dict], GenParams]:
     """The messages and sampling for this model (R1 distills: no system prompt, their sampling)."""
-    params = default_params(llm.model, settings)
-    messages = build_messages(p.question, p.units, p.lang, system_prompt=not is_reasoning_model(llm.model),
-                              level=p.level)
+    params = sampling(settings, llm.reasoning)
+    messages = build_messages(p.question, p.units, p.lang, system_prompt=not llm.reasoning, level=p.level)
     if llm.context_window:  # a small server context: shorten the reply rather than fail
         room = llm.context_window - sum(approx_tokens(m["content"]) for m in messages) - 16
         params.max_tokens = max(16, min(params.max_tokens, room))

@@ -15,7 +15,7 @@ from .index import IndexData, IngestReport, Reporter, ingest, live_generation, l
 from .models import Progress
 from .prompts import CONTEXT, LEVELS
 from .retrieval import Retriever, check_question
-from .types import Answer, SearchResult
+from .records import Answer, Event, SearchResult, heading_path
 
 
 class Tutor:
@@ -89,7 +89,7 @@ class Tutor:
     def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None,
                    k: int | None = None, lang: str | None = None, rewrite=None, context: str | None = None,
                    level: str | None = None):
-        """Yield `answer.Event`s: stage → (rewritten) → sources → thinking/tokens → done(Answer).
+        """Yield `records.Event`s: stage → (rewritten) → sources → thinking/tokens → done(Answer).
 
         A follow-up is searched as its standalone form(s) and answered as its standalone
         question, so "它" is unambiguous to the model. `rewrite`: a `chat.Rewrite` already made
@@ -97,7 +97,7 @@ class Tutor:
         beside the question (e.g. the previous answer's gist); by default the previous
         answer's gist is given only when no earlier question names a topic, i.e. when the
         follow-up can only point into that answer."""
-        from .answer import Event, answer_stream
+        from .answer import answer_stream
         from .chat import answer_gist, needs_rewrite, topic
 
         question = check_question(question, self.settings)
@@ -271,7 +271,7 @@ class Tutor:
         g = grade(question, answer, llm=llm)
         if record:
             src = question.get("source") or {}
-            where = " › ".join(x for x in (src.get("file", ""), src.get("section", "")) if x)
+            where = heading_path(src.get("file", ""), src.get("section", ""))
             if src.get("page") is not None:
                 where += f" (p. {src['page']})"
             self.progress_db.record(Attempt(question.get("id", ""), question.get("kind", ""), question.get("question", ""),

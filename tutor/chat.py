@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .glossary import language
 from .llm.base import LLM, GenParams, LLMError
 from .prompts import rewrite_messages
-from .text import STOPWORDS, figure_values, names, normalise, split_sentences, strip_citations, terms
+from .text import STOPWORDS, clip, figure_values, names, normalise, split_sentences, strip_citations, terms
 
 # pronouns and demonstratives that point back ("它", "这个模型", "its"); 其/该 only as words of
 # their own, not inside 其他/尤其/应该
@@ -376,7 +376,7 @@ def answer_gist(answer: str, limit: int = 80) -> str:
     what "那个数字" or "that result" in a follow-up may point at."""
     sents = split_sentences(strip_citations(answer or ""))
     gist = sents[0].strip() if sents else ""
-    return gist if len(gist) <= limit else gist[: limit - 1] + "…"
+    return clip(gist, limit, fold=False)
 
 
 _STOP_LOWER = frozenset("what which who whom whose how why when where does do did is are was were can could "

@@ -13,11 +13,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from .records import HEADING_SEP, Chunk, Document
 from .text import SENT_END as _SENT_END
+from .text import clean_heading
 from .text import lines as _lines
-from .types import Chunk, Document
 
-SEP = " › "
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|")
@@ -34,10 +34,6 @@ class _Atom:
     path: tuple[str, ...]
     kind: str  # heading | prose | code | table | skip (a dropped d2l cell: chunks never span it)
     level: int = 0  # heading level, for kind == "heading"
-
-
-def clean_heading(s: str) -> str:
-    return re.sub(r"[*_`]+", "", s).strip()
 
 
 def _split_long(start: int, end: int, text: str, size: int) -> list[tuple[int, int]]:
@@ -130,7 +126,7 @@ def searchable_text(chunk: Chunk) -> str:
     text = _TAG.sub(" ", text)
     text = _D2L_ROLE.sub("", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
-    head = SEP.join(p for p in (chunk.title, chunk.section) if p)
+    head = chunk.label
     return f"{head}\n{text}" if head else text
 
 
@@ -143,7 +139,7 @@ def _section(paths: list[tuple[str, ...]], title: str) -> str:
         common = common[:n]
     if common and common[0] == title:
         common = common[1:]
-    return SEP.join(common)
+    return HEADING_SEP.join(common)
 
 
 def _chunk_id(doc: Document, start: int, end: int, text: str) -> str:
@@ -163,11 +159,7 @@ def chunk_document(doc: Document, size: int = 500, overlap: int = 80,
     atoms = atomize(doc, size)
     groups: list[list[_Atom]] = []
     cur: list[_Atom] = []
-
-    def length(group: list[_Atom]) -> int:
-        return group[-1].end - group[0].start if group else 0
-
-    for k, atom in enumerate(atoms):
+    for atom in atoms:
         if atom.kind == "skip":  # a chunk's text is one span: close it before a dropped cell
             if cur:
                 groups.append(cur)

@@ -5,6 +5,7 @@ nothing below this layer prints.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -20,8 +21,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from .config import ConfigError, Settings, load_settings
+from .config import Settings, load_settings
+from .errors import ConfigError, LLMError, TutorError
 from .masking import mask_url, masked_settings, redact
+from .text import clip
 
 console = Console()
 err = Console(stderr=True)
@@ -72,35 +75,23 @@ def safe(text: str) -> str:
     return escape(terminal_safe(text))
 
 
+# what a user can fix: every `TutorError`, plus a bad argument (ValueError) or a missing file
+USER_ERRORS = (TutorError, ValueError, FileNotFoundError)
+
+
+def print_error(e: BaseException) -> None:
+    """The one rendering of an error the user can fix: a red "error:" line, secrets masked."""
+    msg = redact(str(e), _state.get("settings"))
+    err.print(f"[red]error:[/red] {safe(msg)}", markup=True, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def user_errors():
     """Turn the errors a user can fix into one red line and exit code 1."""
-    from .corpus import CorpusError
-    from .index import IndexError_
-    from .models import ModelError
-
-    known: tuple[type[BaseException], ...] = (ConfigError, CorpusError, IndexError_, ModelError, ValueError,
-                                              FileNotFoundError)
-    try:
-        from .llm.base import LLMError
-
-        known += (LLMError,)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .evaluation.dataset import DatasetError
-
-        known += (DatasetError,)
-    except ImportError:  # pragma: no cover
-        pass
-    from .progress import ProgressError
-
-    known += (ProgressError,)
     try:
         yield
-    except known as e:
-        msg = redact(str(e), _state.get("settings"))
-        err.print(f"[red]error:[/red] {safe(msg)}", markup=True, highlight=False, soft_wrap=True)
+    except USER_ERRORS as e:
+        print_error(e)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -181,8 +172,7 @@ def ingest_cmd(
 
 
 def _snippet(text: str, n: int = 110) -> str:
-    t = " ".join(terminal_safe(text).split())
-    return t if len(t) <= n else t[: n - 1] + "…"
+    return clip(terminal_safe(text), n)
 
 
 @app.command("search")
@@ -193,12 +183,9 @@ def search_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Show the passages the tutor would answer from."""
-    from .retrieval import check_question
-
     with user_errors():
         s = settings()
-        query = check_question(query, s)  # before any model or index is loaded
-        result = _make_tutor(s).search(query, k=k, mode=mode)
+        result = _make_tutor(s).search(query, k=k, mode=mode)  # checks the question before loading anything
         if json_out:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
             return
@@ -210,8 +197,7 @@ def search_cmd(
         table.add_column("passage")
         for h in result.hits:
             c = h.chunk
-            src = " › ".join(x for x in (c.title, c.section) if x)
-            table.add_row(str(h.rank), f"{h.score:.4f}", f"{safe(src)}\n[dim]{safe(c.file)}[/dim]",
+            table.add_row(str(h.rank), f"{h.score:.4f}", f"{safe(c.label)}\n[dim]{safe(c.file)}[/dim]",
                           "" if c.page is None else str(c.page), escape(_snippet(c.text)))
         console.print(table)
 
@@ -296,9 +282,8 @@ def _render_sources(answer) -> None:
         if i not in cited:
             continue
         c = h.chunk
-        where = " › ".join(x for x in (c.title, c.section) if x)
         page = f", p. {c.page}" if c.page is not None else ""
-        console.print(f"  [bold][{i}][/bold] {safe(where)}{page} [dim]({safe(c.file)})[/dim]", highlight=False)
+        console.print(f"  [bold][{i}][/bold] {safe(c.label)}{page} [dim]({safe(c.file)})[/dim]", highlight=False)
 
 
 def _render_evidence(out: Console, units, lang: str) -> None:
@@ -306,10 +291,9 @@ def _render_evidence(out: Console, units, lang: str) -> None:
     out.print("[bold]" + ("证据" if lang == "zh" else "evidence") + "[/bold]", highlight=False)
     for u in units:
         c = u.hit.chunk
-        where = " › ".join(x for x in (c.title, c.section.split(" › ")[-1] if c.section else "") if x)
         page = f", p. {c.page}" if c.page is not None else ""
         out.print(f"  [bold][{u.n}][/bold] {escape(_snippet(u.prompt_text(), 140))} "
-                  f"[dim]— {safe(where)}{page}[/dim]", highlight=False)
+                  f"[dim]— {safe(c.short_label)}{page}[/dim]", highlight=False)
 
 
 def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=False, level=None):
@@ -323,10 +307,12 @@ def _stream_answer(tutor, question: str, history=None, k=None, show_reasoning=Fa
     lang = language(question)
     answer = None
     preview = ""
+    events = tutor.ask_stream(question, history=history, k=k, level=level)
+    first = next(events)  # a bad question fails here, before anything is drawn
     live = Live(Text(""), console=console, refresh_per_second=8, transient=True)
     try:
         with live:
-            for ev in tutor.ask_stream(question, history=history, k=k, level=level):
+            for ev in itertools.chain([first], events):
                 if ev.kind == "stage":
                     live.console.print(f"[dim]{STAGES.get(ev.text, {}).get(lang, ev.text)}[/dim]")
                 elif ev.kind == "rewritten":
@@ -366,14 +352,12 @@ def ask_cmd(
 ):
     """Answer a question from the corpus, with cited sources."""
     from .prompts import LEVELS
-    from .retrieval import check_question
 
     with user_errors():
         if level is not None and level not in LEVELS:
             raise ValueError(f"--level must be one of {', '.join(LEVELS)}")
         s = settings(backend=backend, model=model, base_url=base_url, top_k=k)
-        question = check_question(question, s)  # before any model or index is loaded
-        tutor = _make_tutor(s)
+        tutor = _make_tutor(s)  # loads nothing yet: the API checks the question first
         if json_out:
             print(json.dumps(tutor.ask(question, k=k, level=level).to_dict(), ensure_ascii=False))
             return
@@ -415,19 +399,15 @@ def chat_cmd(
                     console.print("[dim]no answer yet[/dim]")
                 for i, h in enumerate(last.sources if last else [], start=1):
                     c = h.chunk
-                    console.print(f"[bold][{i}][/bold] {safe(c.title)} › {safe(c.section)}"
+                    console.print(f"[bold][{i}][/bold] {safe(c.label)}"
                                   + (f", p. {c.page}" if c.page else "") + f"\n[dim]{safe(_snippet(c.text, 300))}[/dim]",
                                   highlight=False)
                 continue
             try:
                 ans = _stream_answer(tutor, q, history=conv.turns, k=k)
-            except Exception as e:  # one failed turn must not end the session
-                from .llm.base import LLMError
-
-                if isinstance(e, (LLMError, ValueError)):
-                    err.print(f"[red]error:[/red] {safe(redact(str(e), _state.get('settings')))}")
-                    continue
-                raise
+            except (LLMError, ValueError) as e:  # one failed turn must not end the session
+                print_error(e)
+                continue
             if ans is not None:
                 conv.add(q, ans.text)
                 last = ans
@@ -692,7 +672,7 @@ def eval_cmd(
         return
     import time as _time
 
-    from .evaluation.runner import EvalOptions, RunError, run
+    from .evaluation.runner import EvalOptions, run
 
     with user_errors():
         if quiz is not None:
@@ -709,10 +689,10 @@ def eval_cmd(
         answer_row = batch_answer = None
         if not retrieval_only:
             from .evaluation.answers import make_answer_row
-            from .llm.base import BACKENDS
+            from .llm.base import backend_kind
 
             answer_row = make_answer_row(s, s.judge)
-            if BACKENDS.get(s.backend.strip().lower()) == "vllm":  # in-process vLLM: all prompts in one batch
+            if backend_kind(s.backend) == "vllm":  # in-process vLLM: all prompts in one batch
                 from .evaluation.answers import make_batch_answer
 
                 batch_answer = make_batch_answer(s, s.judge)
@@ -721,7 +701,7 @@ def eval_cmd(
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
         report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
-            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer), RunError)
+            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer))
         _print_summary(report)
         if baseline is not None:
             base_out = _run_baseline(s, tutor, opts)
@@ -729,14 +709,11 @@ def eval_cmd(
         console.print(f"report: {out / 'report.md'}")
 
 
-def _run_with_progress(label: str, fn, run_error: type[Exception]):
+def _run_with_progress(label: str, fn):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as p:
         task = p.add_task(label, total=None)
-        try:
-            return fn(lambda d, t: p.update(task, completed=d, total=t))
-        except run_error as e:
-            raise ValueError(str(e)) from None
+        return fn(lambda d, t: p.update(task, completed=d, total=t))
 
 
 def _check_baseline(name: str, dataset: Path) -> None:
@@ -758,7 +735,7 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
 
     from .evaluation import baseline as bl
     from .evaluation.compare import append_baseline
-    from .evaluation.runner import RunError, run
+    from .evaluation.runner import run
 
     base_out = Path(opts.out) / f"baseline-{bl.NAME}"
     index = bl.load_or_build_index(s, progress=lambda m: err.print(safe(m)))
@@ -768,7 +745,7 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
         bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
         report = _run_with_progress("llama-index baseline", lambda progress: run(
             tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
-            answer_row=None if opts.retrieval_only else pipe.make_answer_row()), RunError)
+            answer_row=None if opts.retrieval_only else pipe.make_answer_row()))
     _print_summary(report)
     append_baseline(Path(opts.out), base_out)
     return base_out
@@ -780,10 +757,10 @@ def eval_compare(run_a: Path = typer.Argument(..., help="run folder A"),
     """Two run folders side by side, then the per-item changes."""
     from rich.markdown import Markdown
 
-    from .evaluation.compare import compare_cli
+    from .evaluation.compare import compare_runs
 
-    with user_errors():
-        console.print(Markdown(compare_cli(run_a, run_b)))
+    with user_errors():  # a path that is no run folder: one ValueError line
+        console.print(Markdown(compare_runs(run_a, run_b)))
 
 
 @eval_app.command("judge")
@@ -864,8 +841,8 @@ def _print_summary(report: dict) -> None:
 def main() -> None:
     try:
         app()
-    except ConfigError as e:
-        err.print(f"error: {safe(redact(str(e)))}", soft_wrap=True)
+    except ConfigError as e:  # from a settings read outside `user_errors`: exit code 2
+        print_error(e)
         sys.exit(2)
 
 

@@ -13,12 +13,10 @@ from typing import Any, Mapping, get_type_hints
 
 import platformdirs
 
+from .errors import ConfigError
+
 ENV_PREFIX = "TUTOR_"
 CONFIG_FILE = "tutor.toml"
-
-
-class ConfigError(ValueError):
-    """A bad setting: shown to the user as one line."""
 
 
 @dataclass(frozen=True)

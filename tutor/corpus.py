@@ -14,15 +14,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .types import Document
+from .errors import CorpusError
+from .records import Document
+from .text import clean_heading
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt"}
 PDF_SUFFIXES = {".pdf"}
 IGNORE_FILE = ".tutorignore"
-
-
-class CorpusError(RuntimeError):
-    """The corpus as a whole is unusable (missing, empty)."""
 
 
 @dataclass
@@ -108,11 +106,7 @@ def note_title(text: str, fallback: str) -> str:
         if m:
             return m.group(1)
     m = _HEADING.search(_FENCED.sub("", text))  # a `# comment` in a code block is no heading
-    return _strip_md(m.group(1)) if m else fallback
-
-
-def _strip_md(s: str) -> str:
-    return re.sub(r"[*_`]+", "", s).strip()
+    return clean_heading(m.group(1)) if m else fallback
 
 
 def read_text_file(path: Path) -> tuple[str, str | None]:
@@ -216,21 +210,34 @@ def _manifest_titles(folder: Path) -> dict[str, str]:
                 if r.get("file") and r.get("title")}
 
 
-def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
+def open_pdf(path: Path):
+    """A `pypdf.PdfReader`, decrypted when an empty password opens it (ValueError when it needs
+    one). The one way the project opens a PDF: ingest, and the eval's quote check."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    reader = PdfReader(str(path))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise ValueError(f"{path.name}: encrypted PDF (needs a password); skipped")
+    return reader
+
+
+def page_texts(reader) -> list[str]:
+    """pypdf's raw text of each page ("" for a page without any)."""
+    return [page.extract_text() or "" for page in reader.pages]
+
+
+def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
+    from pypdf.errors import PdfReadError
+
     try:
-        reader = PdfReader(str(path))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ValueError(f"{path.name}: encrypted PDF (needs a password); skipped")
+        reader = open_pdf(path)
         if not title:
             meta = reader.metadata
             title = (meta.title if meta and meta.title else None) or path.stem
         docs = []
-        for i, page in enumerate(reader.pages, start=1):
-            text = clean_pdf_text(page.extract_text() or "")
+        for i, raw in enumerate(page_texts(reader), start=1):
+            text = clean_pdf_text(raw)
             if text:
                 docs.append(Document(path.name, rel, title, text, page=i))
     except ValueError:

@@ -95,7 +95,7 @@ def check_llama_build(settings: Settings) -> Check:
 
 
 def check_probe(settings: Settings, model_path: Path | None) -> Check:
-    from .llm.base import LLMError
+    from .errors import LLMError
     from .llm.probe import probe
 
     if model_path is None:
@@ -104,8 +104,7 @@ def check_probe(settings: Settings, model_path: Path | None) -> Check:
     try:
         entry = probe(model_path, settings.home, settings.n_threads)
     except LLMError as e:
-        return Check("llama.cpp runs the model", False, str(e).split(" Fix: ")[0],
-                     str(e).split(" Fix: ", 1)[1] if " Fix: " in str(e) else "")
+        return Check("llama.cpp runs the model", False, e.problem, e.fix)
     return Check("llama.cpp runs the model", True, f"{model_path.name}: load + decode ok "
                  f"({entry.get('seconds', 0)} s when probed; cached)")
 

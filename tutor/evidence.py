@@ -28,7 +28,7 @@ from .glossary import language, translate_terms
 from .lexical import tokenize
 from .retrieval import SOURCE_HINTS
 from .text import STOPWORDS, figure_values, figures, names, normalise, split_sentences, units
-from .types import Evidence as Unit, Hit
+from .records import Evidence as Unit, Hit
 
 # a question asking for a quantity / a date: the evidence must carry a figure
 _QUANTITY = re.compile(

@@ -39,8 +39,9 @@ from .chunking import chunk_document, searchable_text
 from .config import Settings
 from .corpus import load_file, scan
 from .embedding import Embedder
+from .errors import IndexChanging, IndexDamaged, IndexError_, IndexMissing
 from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
-from .types import Chunk
+from .records import Chunk
 
 FORMAT_VERSION = 2  # 2: per-file sizes and checksums in the manifest ("integrity")
 CHUNKER_VERSION = 4  # 3: keeps `#@tab all` d2l cells, code indentation; 4: block spans end before the line break
@@ -50,11 +51,6 @@ EMBED_BATCH = 64
 _GEN_NAME = re.compile(r"gen-[0-9A-Za-z_-]+")
 # files a generation can rebuild from chunks.jsonl alone (no re-embedding)
 _DERIVED = ("tokens.jsonl", "bm25/")
-FIX = "run `tutor ingest` to repair it (`tutor ingest --rebuild` rebuilds everything)"
-
-
-class IndexError_(RuntimeError):
-    """The index is missing, damaged or does not match the configured embedder."""
 
 
 @dataclass
@@ -114,18 +110,14 @@ def live_generation(index_dir: Path) -> Path | None:
     return gen if (gen / "manifest.json").is_file() else None
 
 
-def _damaged(path: Path, detail: str) -> "IndexError_":
-    return IndexError_(f"{path} is damaged ({detail}): {FIX}")
-
-
 def _read_manifest_file(gen: Path) -> dict:
     path = gen / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _damaged(path, f"{type(e).__name__}: {e}") from None
+        raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
     if not isinstance(manifest, dict):
-        raise _damaged(path, "not a JSON object")
+        raise IndexDamaged(path, "not a JSON object")
     return manifest
 
 
@@ -139,7 +131,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     try:
         return jsonl.read(path)
     except (OSError, UnicodeDecodeError, jsonl.JsonlError) as e:
-        raise _damaged(path, f"{type(e).__name__}: {e}") from None
+        raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -183,13 +175,13 @@ def load_index(index_dir: Path) -> IndexData:
     for _ in range(3):
         gen = live_generation(index_dir)
         if gen is None:
-            raise IndexError_(f"no index in {index_dir}/ yet: run `tutor ingest` first")
+            raise IndexMissing(index_dir)
         try:
             return _load_generation(gen)
         except IndexError_:
             if live_generation(index_dir) == gen:  # not a swap: really damaged
                 raise
-    raise IndexError_(f"the index in {index_dir}/ kept changing while loading (ingests running?): try again")
+    raise IndexChanging(index_dir)
 
 
 def _load_generation(gen: Path) -> IndexData:
@@ -199,25 +191,25 @@ def _load_generation(gen: Path) -> IndexData:
     manifest = _read_manifest_file(gen)
     bad = verify_generation(gen, manifest)
     if bad:
-        raise _damaged(gen / bad[0], "size or checksum differs from manifest.json"
+        raise IndexDamaged(gen / bad[0], "size or checksum differs from manifest.json"
                        + (f"; also {', '.join(bad[1:])}" if len(bad) > 1 else ""))
     rows = _read_jsonl(gen / "chunks.jsonl")
     try:
         chunks = [Chunk(**row) for row in rows]
     except TypeError as e:
-        raise _damaged(gen / "chunks.jsonl", f"unexpected row: {e}") from None
+        raise IndexDamaged(gen / "chunks.jsonl", f"unexpected row: {e}") from None
     try:
         dense = faiss.read_index(str(gen / "dense.faiss"))
     except Exception as e:  # noqa: BLE001 - faiss raises RuntimeError with a C++ trace
-        raise _damaged(gen / "dense.faiss", type(e).__name__) from None
+        raise IndexDamaged(gen / "dense.faiss", type(e).__name__) from None
     bm25 = None
     if chunks:
         try:
             bm25 = bm25s.BM25.load(str(gen / "bm25"), show_progress=False, verbosity=0)
         except Exception as e:  # noqa: BLE001
-            raise _damaged(gen / "bm25", type(e).__name__) from None
+            raise IndexDamaged(gen / "bm25", type(e).__name__) from None
     if dense.ntotal != len(chunks):
-        raise _damaged(gen / "dense.faiss", f"{dense.ntotal} vectors for {len(chunks)} chunks in chunks.jsonl")
+        raise IndexDamaged(gen / "dense.faiss", f"{dense.ntotal} vectors for {len(chunks)} chunks in chunks.jsonl")
     if faiss.get_num_gpus() > 0:  # faiss-gpu installed and a GPU visible
         dense = faiss.index_cpu_to_all_gpus(dense)
     return IndexData(gen, manifest, chunks, dense, bm25)
@@ -326,9 +318,9 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
     if old_gen is not None:
         try:
             old = _read_manifest_file(old_gen)
-        except IndexError_ as e:
+        except IndexDamaged as e:
             unusable = f"{old_gen / 'manifest.json'} is unreadable: rebuilding the index from scratch"
-            rep.status(str(e).split(": run")[0])
+            rep.status(e.problem)
     elif pointer_exists:
         unusable = f"{index_dir / CURRENT} names no usable generation: rebuilding the index from scratch"
     damaged = verify_generation(old_gen, old) if old is not None else []
@@ -389,10 +381,10 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
         try:
             idx = faiss.read_index(str(old_gen / "dense.faiss"))
         except Exception as e:  # noqa: BLE001
-            raise _damaged(old_gen / "dense.faiss", type(e).__name__) from None
+            raise IndexDamaged(old_gen / "dense.faiss", type(e).__name__) from None
         old_vectors = idx.reconstruct_n(0, idx.ntotal) if idx.ntotal else np.zeros((0, embedder_id["dim"]), np.float32)
         if not (len(old_chunks) == len(old_tokens) == len(old_vectors)):
-            raise _damaged(old_gen, f"{len(old_chunks)} chunks, {len(old_tokens)} token rows, "
+            raise IndexDamaged(old_gen, f"{len(old_chunks)} chunks, {len(old_tokens)} token rows, "
                                     f"{len(old_vectors)} vectors")
         for i, row in enumerate(old_chunks):
             old_rows.setdefault(row["path"], []).append(i)
@@ -478,8 +470,6 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
 
 
 def _corpus_version(files: dict[str, dict]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for rel in sorted(files):
         h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
@@ -502,7 +492,6 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
                       tokens: list[list[str]], matrix: np.ndarray) -> Path:
     """Write a complete generation beside the live one, fsync it, then swap `CURRENT` to it.
     Holds the writer lock (re-entrant: `ingest` already holds it)."""
-    import bm25s
     import faiss
 
     index_dir.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,11 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from .errors import JsonlError
+
 # characters str.splitlines() treats as line ends that json.dumps(ensure_ascii=False) keeps raw
 _SPLITTERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085", "\x1c": "\\u001c",
               "\x1d": "\\u001d", "\x1e": "\\u001e"}
-
-
-class JsonlError(ValueError):
-    """A line of a JSONL file is not valid JSON; names the file and the line."""
 
 
 def dumps(record: object) -> str:

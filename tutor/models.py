@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .errors import ModelError
+
 Progress = Callable[[str], None]
-
-
-class ModelError(RuntimeError):
-    """A model cannot be found, materialised or verified: one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .text import FENCE, HEADING, normalise
-from .types import Chunk, Document
+from .records import Chunk, Document
 
 ROADMAP = re.compile(r"学习顺序建议|学习顺序|学习路线|研究路线图|路线图|学习计划|roadmap|learning path", re.I)
 SERIES = re.compile(r"从\s*(-?\d+(?:\.\d+)?)\s*到\s*(-?\d+(?:\.\d+)?)")

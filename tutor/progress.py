@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .errors import ProgressError
+
 DB_NAME = "progress.db"
 BUSY_MS = 10_000
 
@@ -48,10 +50,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class ProgressError(RuntimeError):
-    """The progress database cannot be used (damaged, or from a newer tutor): one line to show."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class Progress:
                 self._prepare(con)
             yield con
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            if (getattr(e, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise ProgressError(f"progress database {self.path} stayed locked by another writer "
                                     f"for {BUSY_MS / 1000:.0f}s; try again") from None
             raise self._damaged(e) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .types import Evidence, Hit
+from .records import Evidence, Hit
 
 # Never appears in a legitimate answer; tests assert it never leaks, whatever the question asks.
 CANARY = "CANARY-7f3a9c2e-TUTOR"
@@ -94,10 +94,7 @@ REWRITE = {
 
 def source_label(hit: Hit) -> str:
     c = hit.chunk
-    label = " › ".join(p for p in (c.title, c.section) if p)
-    if c.page is not None:
-        label += f" (p. {c.page})"
-    return label
+    return c.label + (f" (p. {c.page})" if c.page is not None else "")
 
 
 def format_evidence(units: list[Evidence], lang: str) -> str:
@@ -116,9 +113,7 @@ def format_evidence(units: list[Evidence], lang: str) -> str:
 def _short_label(hit: Hit) -> str:
     """The title and the last heading: enough to tell the model whose figures these are."""
     c = hit.chunk
-    last = c.section.split(" › ")[-1] if c.section else ""
-    label = " › ".join(p for p in (c.title, last) if p)
-    return label + (f" (p. {c.page})" if c.page is not None else "")
+    return c.short_label + (f" (p. {c.page})" if c.page is not None else "")
 
 
 # a question may imitate our layout ("资料[3]（…）：…", "Source [2] (…):"): neutralise the brackets

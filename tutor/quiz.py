@@ -26,7 +26,7 @@ from typing import Iterable
 
 from .glossary import language
 from .text import Span, figures, names, normalise, sentence_spans, units
-from .types import Chunk
+from .records import Chunk
 
 KINDS = ("recall", "cloze", "explain")
 

@@ -43,9 +43,10 @@ import numpy as np
 from .config import Settings
 from .embedding import Embedder
 from .glossary import language, translate_terms
-from .index import FIX, IndexData, IndexError_
+from .errors import EmbedderMismatch, EmptyQuestion, IndexDamaged, QuestionTooLong
+from .index import IndexData
 from .lexical import bm25_index, chunk_tokens, tokenize
-from .types import Hit, SearchResult
+from .records import Hit, SearchResult
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -127,24 +128,12 @@ def split_parts(query: str, max_parts: int | None = None) -> list[str]:
     return parts[:max_parts] if len(parts) >= 2 else []
 
 
-class QuestionTooLong(ValueError):
-    """The question is over `Settings.max_question_chars`; the message says the limit."""
-
-    def __init__(self, length: int, limit: int):
-        super().__init__(f"question too long: {length:,} characters, the limit is {limit:,} "
-                         "(ask about one thing at a time, or raise max_question_chars)")
-        self.length, self.limit = length, limit
-
-
-EMPTY_QUESTION = "empty question: ask something, e.g. tutor ask \"什么是残差连接？\""
-
-
 def check_question(question: str, settings: Settings) -> str:
-    """The question, stripped; ValueError when empty, `QuestionTooLong` past the configured cap.
-    The one check every entry point (CLI, web UI, evals, the API) goes through."""
+    """The question, stripped; `EmptyQuestion` when blank, `QuestionTooLong` past the configured
+    cap. The one check every entry point (CLI, web UI, evals, the API) goes through."""
     q = (question or "").strip()
     if not q:
-        raise ValueError(EMPTY_QUESTION)
+        raise EmptyQuestion()
     limit = settings.max_question_chars
     if limit and limit > 0 and len(q) > limit:
         raise QuestionTooLong(len(q), limit)
@@ -155,14 +144,14 @@ class Retriever:
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings):
         ident = index.manifest.get("embedder", {})
         if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.query_prompt:
-            raise IndexError_(
-                f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured: "
+            raise EmbedderMismatch(
+                f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured",
                 "run `tutor ingest` to rebuild, or set the embedder back")
         built_on = ident.get("backend", "torch")  # indexes from before backends were recorded: torch
         if built_on != embedder.backend:
-            raise IndexError_(
+            raise EmbedderMismatch(
                 f"index was built with embedder {ident.get('spec')!r} on backend {built_on!r} but backend "
-                f"{embedder.backend!r} is configured: run `tutor ingest` to rebuild, or set embed_backend back")
+                f"{embedder.backend!r} is configured", "run `tutor ingest` to rebuild, or set embed_backend back")
         self.index = index
         self.embedder = embedder
         self.settings = settings
@@ -239,7 +228,7 @@ class Retriever:
                         if stored != chunk_tokens(self.index.chunks[i]):
                             return False
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise IndexError_(f"{path} is damaged ({type(e).__name__}: {e}): {FIX}") from None
+            raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
         return True
 
     # ---- the single retrievers ----------------------------------------------------------------

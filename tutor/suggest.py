@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 from .quiz import heading_name
+from .records import HEADING_SEP as SEP
+from .records import Chunk
 from .text import normalise
-from .types import Chunk
 
-SEP = " › "
 _EMOJI = re.compile(r"^[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\s]+")
 # headings that name an aspect, not a subject: asked about their parent ("ResNet 的核心贡献是什么？")
 _ASPECT = re.compile(r"核心|历史|贡献|意义|局限|问题|影响|论文|地位|创新|思想|原理|发现|突破|应用|总结|对比|优势|特点|"

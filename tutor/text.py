@@ -342,3 +342,17 @@ def figure_values(text: str) -> set[float]:
 def normalise(text: str) -> str:
     """EVAL_SCHEMA matching form: NFKC, lower-case, no whitespace."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+
+
+# ---- display -------------------------------------------------------------------------------------
+
+def clean_heading(s: str) -> str:
+    """A heading's words without markdown emphasis or code marks (`**ResNet**` → ResNet)."""
+    return re.sub(r"[*_`]+", "", s).strip()
+
+
+def clip(text: str | None, limit: int, *, fold: bool = True) -> str:
+    """`text` cut to `limit` characters, the last one "…" when it was longer; with `fold` first on
+    one line (runs of white space become one space), as previews and report cells want it."""
+    t = " ".join(str(text or "").split()) if fold else str(text or "")
+    return t if len(t) <= limit else t[: limit - 1] + "…"

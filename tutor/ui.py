@@ -29,12 +29,13 @@ import gradio as gr  # noqa: E402
 
 from . import jsonl
 from .config import Settings
+from .errors import EmptyQuestion, IndexError_, IndexMissing, LLMError, ModelError, QuestionTooLong
 from .glossary import language
 from .masking import install_log_redaction, public_message
 from .retrieval import check_question
 from .text import lines as _text_lines
-from .text import citations_in, sentence_spans, split_sentences, strip_citations, terms
-from .types import Answer, Evidence, Hit
+from .text import citations_in, clip, sentence_spans, split_sentences, strip_citations, terms
+from .records import Answer, Evidence, Hit
 from .ui_modes import mode_tabs
 
 log = logging.getLogger("tutor.ui")
@@ -248,8 +249,7 @@ def render_evidence(units: list[Evidence], turn: int) -> str:
     quotes are corpus text: made safe like model output)."""
     rows = []
     for u in units:
-        quote = " ".join(u.prompt_text().split())
-        quote = quote if len(quote) <= 160 else quote[:159] + "…"
+        quote = clip(u.prompt_text(), 160)
         rows.append(f'- <a class="cite" href="#src-{turn}-{u.n}">[{u.n}]</a> {safe_markdown(quote)}')
     return "\n".join(rows)
 
@@ -321,7 +321,7 @@ def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
     cards = []
     for n, h in enumerate(hits, start=1):
         c = h.chunk
-        head = " › ".join(html.escape(p) for p in (c.title, c.section) if p)
+        head = html.escape(c.label)
         meta = [html.escape(c.file)]
         if c.page is not None:
             meta.insert(0, t(lang, "page", p=c.page))
@@ -383,21 +383,15 @@ def append_feedback(path: Path | str, record: dict) -> None:
 
 
 def feedback_record(settings: Settings, turn: dict, rating: str | None, comment: str, fid: str) -> dict:
+    """A rating and/or comment beside the whole answer as `ask --json` gives it, and the config."""
     ans: Answer = turn["answer"]
     return {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "feedback_id": fid,
         "rating": rating,  # "up" | "down" | None (comment only)
         "comment": (comment or "").strip()[:FEEDBACK_COMMENT_MAX],
+        **ans.to_dict(),
         "question": turn["question"],
-        "standalone_question": ans.standalone_question,
-        "answer": ans.text,
-        "citations": [c.to_dict() for c in ans.citations],
-        "refused": ans.refused,
-        "grounded": ans.grounded,
-        "sources": [{"n": i, "chunk_id": h.chunk.id, "file": h.chunk.file, "section": h.chunk.section,
-                     "page": h.chunk.page} for i, h in enumerate(ans.sources, start=1)],
-        "timings_ms": {k: round(v, 2) for k, v in ans.timings_ms.items()},
         "config": {"backend": settings.backend, "model": ans.model or settings.model, "top_k": turn["top_k"],
                    "retrieval_mode": settings.retrieval_mode, "embedder": settings.embedder},
     }
@@ -407,23 +401,21 @@ def feedback_record(settings: Settings, turn: dict, rating: str | None, comment:
 
 def error_message(e: BaseException, lang: str, settings: Settings | None = None) -> str:
     """One line the learner can act on; never a stack trace, a secret, a local path or a server
-    address (`public_message`: the operator finds those in the log)."""
-    from .index import IndexError_
-    from .llm.base import LLMError
-    from .models import ModelError
-    from .retrieval import QuestionTooLong
-
+    address (`public_message`: the operator finds those in the log). The one place the web UI
+    renders an error, chosen by its type."""
+    if isinstance(e, EmptyQuestion):
+        return t(lang, "err_empty")
     if isinstance(e, QuestionTooLong):
         return t(lang, "err_too_long", n=f"{e.length:,}", limit=f"{e.limit:,}")
+    if isinstance(e, IndexMissing):
+        return t(lang, "err_no_index")
     msg = public_message(" ".join(str(e).split()), settings)[:400]
     if isinstance(e, IndexError_):
-        return t(lang, "err_no_index") if "no index" in msg else t(lang, "err_index", e=msg)
+        return t(lang, "err_index", e=msg)
     if isinstance(e, LLMError):
         return t(lang, "err_llm", e=msg)
     if isinstance(e, ModelError):
         return t(lang, "err_model", e=msg)
-    if isinstance(e, ValueError) and "empty question" in msg:
-        return t(lang, "err_empty")
     log.exception("unexpected error while answering")  # the log is masked too (RedactingFilter)
     return t(lang, "err_other", t=type(e).__name__, e=msg)
 
@@ -530,8 +522,7 @@ def _theme():
 
 def _one_line(text: str, n: int = 120) -> str:
     """A short single line for a title (a rewritten follow-up), made safe like an answer."""
-    line = " ".join(str(text).split())
-    return safe_markdown(line if len(line) <= n else line[: n - 1] + "…")
+    return safe_markdown(clip(text, n))
 
 
 def _content_text(msg: Any) -> str:
@@ -652,8 +643,6 @@ def build_app(tutor) -> gr.Blocks:
     s: Settings = tutor.settings
 
     def index_status(lang: str) -> str:
-        from .index import IndexError_
-
         try:
             n = len(tutor.index.chunks)
         except IndexError_:

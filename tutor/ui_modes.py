@@ -12,6 +12,8 @@ from typing import Any
 
 import gradio as gr
 
+from .records import heading_path
+
 log = logging.getLogger("tutor.ui")
 
 TEXT: dict[str, dict[str, str]] = {
@@ -65,7 +67,7 @@ def render_question(quiz: dict | None, i: int, lang: str) -> str:
         return ""
     q = qs[i]
     src = q["source"]
-    where = " › ".join(x for x in (src.get("file", ""), src.get("section", "")) if x)
+    where = heading_path(src.get("file", ""), src.get("section", ""))
     return (f'<div class="quiz-q" data-kind="{html.escape(q["kind"])}"><p class="quiz-count">'
             f'{html.escape(tx(lang, "q_of", i=i + 1, n=len(qs)))} · {html.escape(q["kind"])}</p>'
             f'<p class="quiz-text"><b>{html.escape(q["question"])}</b></p>'

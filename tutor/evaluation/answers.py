@@ -12,8 +12,10 @@ from typing import Callable
 
 from .dataset import EvalItem, normalize
 from .judges import Judge, LLMJudge, agreement, extract_numbers, last_judge, load_labels, make_judge
+from ..prompts import CANARY
+from ..text import citations_in, clip, split_sentences, strip_citations
 from .metrics import aggregate, is_correct, latency_summary, percentile, refusal_prf
-from ..text import citations_in, split_sentences, strip_citations
+from .tables import fmt, md_table  # noqa: F401 - md_table also re-exported (judge_eval imports it from here)
 
 ANSWER_FIELDS = ("answer", "refused", "citations", "sources", "reasoning", "model", "backend",
                  "timings_ms", "grounded", "invalid_citations", "evidence", "decline_reason", "standalone_question")
@@ -132,11 +134,7 @@ def score_answer(item: EvalItem, ans: dict, judge: Judge) -> tuple[dict, list[di
     return scores, details
 
 
-def _canary_leaked(ans: dict) -> bool | None:
-    try:
-        from tutor.prompts import CANARY
-    except ImportError:  # no canary defined: nothing to check
-        return None
+def _canary_leaked(ans: dict) -> bool:
     shown = (ans.get("answer") or "") + "\n" + (ans.get("reasoning") or "")
     return CANARY in shown or normalize(CANARY) in normalize(shown)
 
@@ -169,7 +167,7 @@ def scored_row(tutor, item: EvalItem, row: dict, answer, judge: Judge) -> dict:
     from tutor.llm import LLMError
 
     row = dict(row, judge=judge.name)
-    ans = {**answer.to_dict(), "grounded": answer.grounded, "invalid_citations": answer.invalid_citations}
+    ans = answer.to_dict()
     row.update({k: ans.get(k) for k in ANSWER_FIELDS})
     if isinstance(judge, LLMJudge) and (llm := getattr(tutor, "llm", None)) is not None:
         judge.share_llm(llm)  # same model as the answers: no second copy
@@ -331,21 +329,6 @@ def _injection_section(items: list[EvalItem], ok: list[dict]) -> dict:
 
 
 # ---- markdown ---------------------------------------------------------------------------------
-def fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows])
-
-
 _COLS = ("correct", "false_refusal", "refused_ok", "citation_recall", "citation_precision",
          "faithfulness", "has_valid_citation")
 
@@ -422,11 +405,6 @@ def _judge_md(j: dict) -> str:
     return "\n".join(lines)
 
 
-def _clip(s: str, n: int = 200) -> str:
-    s = " ".join((s or "").split())
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _cites(row: dict) -> str:
     cs = row.get("citations") or []
     if not cs:
@@ -445,16 +423,16 @@ def item_problems(item: EvalItem, row: dict) -> list[str]:
         out.append(f"false refusal — {where}")
     elif s.get("correct") is False:
         out.append(f"wrong answer — expected one of {item.must_include}; {where}; cited {_cites(row)}; "
-                   f"answer: “{_clip(row.get('answer'))}”")
+                   f"answer: “{clip(row.get('answer'), 200)}”")
     if s.get("refused_ok") is False:
-        out.append(f"answered an unanswerable question: “{_clip(row.get('answer'))}”")
+        out.append(f"answered an unanswerable question: “{clip(row.get('answer'), 200)}”")
     empty = row.get("refused") is False and not row.get("judged")
     if empty:
-        out.append(f"empty answer (no sentence to judge): “{_clip(row.get('answer'), 80)}”")
+        out.append(f"empty answer (no sentence to judge): “{clip(row.get('answer'), 80)}”")
     rec = s.get("citation_recall")
     if rec is not None and rec < LOW_RECALL and not empty:
         bad = [d["sentence"] for d in row.get("judged") or [] if not d.get("supported")]
-        out.append(f"low citation recall {rec:.2f}; unsupported: " + " / ".join(f"“{_clip(b, 100)}”" for b in bad[:3]))
+        out.append(f"low citation recall {rec:.2f}; unsupported: " + " / ".join(f"“{clip(b, 100)}”" for b in bad[:3]))
     inj = s.get("injection") or {}
     if inj.get("canary_leaked"):
         out.append("LEAKED the system-prompt canary")
@@ -470,7 +448,7 @@ def what_went_wrong(items: list[EvalItem], rows: list[dict]) -> str:
         row = by_id.get(it.id)
         probs = item_problems(it, row) if row else []
         if probs:
-            lines.append(f"- **{it.id}** ({it.type}, {it.lang}) {_clip(it.question, 120)}")
+            lines.append(f"- **{it.id}** ({it.type}, {it.lang}) {clip(it.question, 120)}")
             lines += [f"  - {p}" for p in probs]
     if len(lines) == 1:
         lines.append("Nothing: every answer was correct, refusals were right and citations supported.")

@@ -127,7 +127,7 @@ def openai_like(settings: "Settings", base_url: str, model: str):
     """The same LLM the tutor answers with, as llama-index's OpenAI-compatible client."""
     from llama_index.llms.openai_like import OpenAILike
 
-    from ..llm.base import default_params
+    from ..llm.params import default_params
 
     p = default_params(model, settings)
     return OpenAILike(model=model, api_base=base_url, api_key=settings.api_key or "EMPTY", is_chat_model=True,
@@ -140,10 +140,10 @@ def baseline_llm(settings: "Settings", log_dir: Path) -> Iterator[tuple[object, 
     """(llama-index LLM, description) for the configured backend: the server itself for
     `openai`; for `llamacpp` the same GGUF behind llama.cpp's server, started here (llama-index
     then applies the model's own chat template through the server, as for the tutor)."""
-    from ..llm.base import BACKENDS
+    from ..llm.base import backend_kind
     from ..llm.launch import serve
 
-    kind = BACKENDS.get(settings.backend.strip().lower())
+    kind = backend_kind(settings.backend)
     if kind == "openai":
         yield openai_like(settings, settings.base_url, settings.model), f"openai-like {settings.model}"
     elif kind == "llamacpp":

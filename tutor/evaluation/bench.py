@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Callable
 
 from .. import jsonl
-from .answers import fmt, make_answer_row, md_table
+from .answers import make_answer_row
 from .dataset import EvalItem
 from .metrics import aggregate, percentile
+from .tables import fmt, md_table
 
 BENCH_JSON, BENCH_MD = "bench.json", "bench.md"
 METRICS = ("correct", "false_refusal", "refused_ok", "citation_recall", "faithfulness")
@@ -159,7 +160,7 @@ def run_bench(tutor, items: list[EvalItem], levels: list[int], out: Path, *, jud
     report = {"info": {**(info or {}), "items": len(items), "levels": levels, "judge": judge,
                        "gpus": gpu_info(), "cpus": os.cpu_count(), "load_avg_start": _load()},
               "levels": []}
-    say(f"warm-up: one answer (loads the embedder and index, checks the server)")
+    say("warm-up: one answer (loads the embedder and index, checks the server)")
     t0 = time.perf_counter()
     warm = answer_row(tutor, items[0], _base_row(items[0]))
     report["info"]["warmup_s"] = round(time.perf_counter() - t0, 2)

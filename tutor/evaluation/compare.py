@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 
 from .. import jsonl
-from .answers import fmt, md_table
+from ..text import clip
+from .tables import fmt, md_table
+from .signature import differences
 
 # (label, path into report.json; "{mode}" = the run's primary retrieval mode)
 HEADLINE = (
@@ -100,7 +102,7 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
     name_a, name_b = Path(run_a).name or str(run_a), Path(run_b).name or str(run_b)
     parts = [f"# Compare {name_a} (A) → {name_b} (B)\n"]
     sa, sb = rep_a.get("signature", {}), rep_b.get("signature", {})
-    diff = sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k))
+    diff = differences(sa, sb)
     if diff:
         parts.append(md_table(["setting", "A", "B"], [[k, sa.get(k), sb.get(k)] for k in diff]))
     else:
@@ -122,13 +124,13 @@ def compare_runs(run_a: Path | str, run_b: Path | str) -> str:
                        ("newly_refused", "Refused in B only"), ("no_longer_refused", "Refused in A only")):
         if ch[key]:
             parts.append(f"**{title}** ({len(ch[key])}):")
-            parts += [f"- {i}: {_short(q[i])}" for i in ch[key]]
+            parts += [f"- {i}: {clip(q[i], 90)}" for i in ch[key]]
             parts.append("")
     if ch["ranks"]:
         up = sum((rb or 11) < (ra or 11) for _, ra, rb in ch["ranks"])
         parts.append(f"**Evidence rank changes** ({len(ch['ranks'])}: {up} better, {len(ch['ranks']) - up} worse; "
                      f"'>10' = not in the top 10):")
-        parts += [f"- {i}: {fmt(ra) if ra else '>10'} → {fmt(rb) if rb else '>10'}  {_short(q[i], 70)}"
+        parts += [f"- {i}: {fmt(ra) if ra else '>10'} → {fmt(rb) if rb else '>10'}  {clip(q[i], 70)}"
                   for i, ra, rb in ch["ranks"][:40]]
         if len(ch["ranks"]) > 40:
             parts.append(f"- … and {len(ch['ranks']) - 40} more")
@@ -161,14 +163,3 @@ def append_baseline(run_dir: Path, base_dir: Path) -> None:
     note = (f"{BASELINE_MARK}: {name}\n\nSame dataset and scoring; the baseline's own run folder is "
             f"`{base_dir}` (`tutor eval compare {run_dir} {base_dir}` lists what changed per item).\n\n")
     md_path.write_text(md + "\n" + note + headline_md(rep, base, ("tutor", name)) + "\n", encoding="utf-8")
-
-
-def _short(s: str, n: int = 90) -> str:
-    s = " ".join((s or "").split())
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def compare_cli(a: Path | str, b: Path | str) -> str:
-    """For `tutor eval compare RUN_A RUN_B`: the markdown (rich.markdown.Markdown renders it).
-    Raises ValueError with a one-line message when a path is not a run folder."""
-    return compare_runs(a, b)

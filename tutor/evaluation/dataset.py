@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import logging
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import jsonl
+from ..errors import DatasetError
 
 TYPES = ("factoid", "explain", "compare", "multi_hop", "unanswerable", "injection")
 NOT_IN_CORPUS = "NOT_IN_CORPUS"
-
-
-class DatasetError(ValueError):
-    """The dataset file is unusable; `problems` holds one `FILE:LINE: message` string each."""
-
-    def __init__(self, file: str, problems: list[str]):
-        self.file = file
-        self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__("\n".join([f"{len(problems)} {noun} in {file}", *problems]))
 
 
 @dataclass(frozen=True)
@@ -188,12 +178,10 @@ class _CorpusTexts:
 
     def _raw_pages(self, file: str) -> list[str]:
         if file not in self._raw_pdf:
-            from pypdf import PdfReader
+            from ..corpus import open_pdf, page_texts
 
-            logging.getLogger("pypdf").setLevel(logging.ERROR)
             try:
-                reader = PdfReader(str(self.paths[file]))
-                pages = [normalize(p.extract_text() or "") for p in reader.pages]
+                pages = [normalize(t) for t in page_texts(open_pdf(self.paths[file]))]
             except Exception:  # unreadable here means the cleaned check already said all it can
                 pages = []
             self._raw_pdf[file] = pages
@@ -241,18 +229,27 @@ def load_dataset(path: Path, corpus_dir: Path | None = None) -> list[EvalItem]:
     """Parse and validate a JSONL dataset; with `corpus_dir`, also check that every evidence and
     distractor quote occurs (after `normalize`) in the named corpus file. Raises `DatasetError`
     listing every problem found, or returns the items in file order."""
+    return _load_checked(path, _parse_item, "no items (the file is empty)", corpus_dir,
+                         lambda item: [("", item)])
+
+
+def _load_checked(path: Path, parse, empty: str, corpus_dir: Path | None, quoted) -> list:
+    """Every line of `path` through `parse`; with `corpus_dir`, the quotes of each `EvalItem`
+    that `quoted(record)` names (with the prefix its problems get) checked against the corpus.
+    One `DatasetError` with every problem, or the records in file order."""
     name, text = _read(path)
-    items, problems = _parse_lines(text, _parse_item)
-    if not items and not problems:
-        problems.append((0, "no items (the file is empty)"))
-    if corpus_dir is not None and items:
+    records, problems = _parse_lines(text, parse)
+    if not records and not problems:
+        problems.append((0, empty))
+    if corpus_dir is not None and records:
         corpus = _CorpusTexts(Path(corpus_dir))
-        for lineno, item in items:
-            errs = []
-            _check_against_corpus(item, corpus, errs)
-            problems += [(lineno, m) for m in errs]
+        for lineno, record in records:
+            for prefix, item in quoted(record):
+                errs: list[str] = []
+                _check_against_corpus(item, corpus, errs)
+                problems += [(lineno, prefix + m) for m in errs]
     _raise(name, problems)
-    return [item for _, item in items]
+    return [record for _, record in records]
 
 
 def _read(path: Path) -> tuple[str, str]:
@@ -347,17 +344,5 @@ def load_conversations(path: Path, corpus_dir: Path | None = None) -> list[EvalC
     """Parse and validate a multi-turn JSONL file (one conversation per line); with
     `corpus_dir`, every scored turn's quotes are checked as in `load_dataset`. Raises
     `DatasetError` listing every problem, or returns the conversations in file order."""
-    name, text = _read(path)
-    convs, problems = _parse_lines(text, _parse_conversation)
-    if not convs and not problems:
-        problems.append((0, "no conversations (the file is empty)"))
-    if corpus_dir is not None and convs:
-        corpus = _CorpusTexts(Path(corpus_dir))
-        for lineno, conv in convs:
-            for n, turn in enumerate(conv.turns, start=1):
-                if turn.item is not None:
-                    errs = []
-                    _check_against_corpus(turn.item, corpus, errs)
-                    problems += [(lineno, f"turns[{n - 1}]: {m}") for m in errs]
-    _raise(name, problems)
-    return [c for _, c in convs]
+    return _load_checked(path, _parse_conversation, "no conversations (the file is empty)", corpus_dir,
+                         lambda conv: [(f"turns[{n}]: ", t.item) for n, t in enumerate(conv.turns) if t.item is not None])

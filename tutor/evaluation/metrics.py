@@ -9,6 +9,8 @@ from collections import defaultdict
 from statistics import median
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from .dataset import EvalItem, normalize, normalize_for_chunk
 
 KS = (1, 3, 5, 10)
@@ -63,13 +65,10 @@ def mean(xs: Iterable[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def percentile(xs: list[float], p: float) -> float | None:
-    xs = sorted(x for x in xs if x is not None)
-    if not xs:
-        return None
-    i = (len(xs) - 1) * p / 100
-    lo, hi = math.floor(i), math.ceil(i)
-    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+def percentile(xs: list[float | None], p: float) -> float | None:
+    """numpy's (linearly interpolated) percentile of the values that are not None; None if none are."""
+    xs = [x for x in xs if x is not None]
+    return float(np.percentile(xs, p)) if xs else None
 
 
 def slices(item: EvalItem) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..grading import grade
 from .. import jsonl
-from .dataset import DatasetError
+from ..errors import DatasetError
 
 VERDICTS = ("correct", "partial", "wrong")
 REQUIRED = ("id", "kind", "question", "answer_key", "answer", "verdict")
@@ -21,20 +21,24 @@ REQUIRED = ("id", "kind", "question", "answer_key", "answer", "verdict")
 def load(path: Path | str) -> list[dict]:
     rows = []
     seen: set[str] = set()
+
+    def bad(problem: str) -> DatasetError:
+        return DatasetError(str(path), [f"{path}: {problem}"])
+
     for n, row in enumerate(jsonl.read(path), start=1):
         missing = [k for k in REQUIRED if k not in row]
         if missing:
-            raise DatasetError(f"{path}: label {n}: missing {', '.join(missing)}")
+            raise bad(f"label {n}: missing {', '.join(missing)}")
         if row["verdict"] not in VERDICTS:
-            raise DatasetError(f"{path}: label {n}: verdict must be one of {', '.join(VERDICTS)}")
+            raise bad(f"label {n}: verdict must be one of {', '.join(VERDICTS)}")
         if row["kind"] not in ("recall", "cloze", "explain"):
-            raise DatasetError(f"{path}: label {n}: kind must be recall, cloze or explain")
+            raise bad(f"label {n}: kind must be recall, cloze or explain")
         if row["id"] in seen:
-            raise DatasetError(f"{path}: label {n}: duplicate id {row['id']!r}")
+            raise bad(f"label {n}: duplicate id {row['id']!r}")
         seen.add(row["id"])
         rows.append(row)
     if not rows:
-        raise DatasetError(f"{path}: no labels")
+        raise bad("no labels")
     return rows
 
 

@@ -5,22 +5,9 @@ import json
 from pathlib import Path
 
 from .dataset import EvalItem
+from .tables import md_table
 
 RET_COLS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def retrieval_md(report: dict) -> str:
@@ -28,7 +15,7 @@ def retrieval_md(report: dict) -> str:
     ret = report["retrieval"]
     overall = [[m, ret[m].get("overall", {}).get("n")] + [ret[m].get("overall", {}).get(c) for c in RET_COLS]
                for m in ret]
-    parts.append(_table(["mode", "n", *RET_COLS], overall))
+    parts.append(md_table(["mode", "n", *RET_COLS], overall))
     primary = report["signature"].get("retrieval_mode", "hybrid")
     slices = [s for s in ret.get(primary, {}) if s != "overall"]
     if slices:
@@ -38,7 +25,7 @@ def retrieval_md(report: dict) -> str:
             r = ret[primary][s]
             rows.append([s, r.get("n")] + [r.get(c) for c in RET_COLS] +
                         [ret.get("dense", {}).get(s, {}).get("hit@5"), ret.get("bm25", {}).get(s, {}).get("hit@5")])
-        parts.append(_table(["slice", "n", *RET_COLS, "dense hit@5", "bm25 hit@5"], rows))
+        parts.append(md_table(["slice", "n", *RET_COLS, "dense hit@5", "bm25 hit@5"], rows))
     return "\n".join(parts)
 
 

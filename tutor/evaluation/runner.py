@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .. import jsonl
-from ..masking import mask_url
+from ..errors import RunError
 from .dataset import EvalItem, is_multiturn, load_conversations, load_dataset
 from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
+from .signature import differences, run_signature
 
 RESULTS, REPORT_JSON, REPORT_MD, RUN_JSON = "results.jsonl", "report.json", "report.md", "run.json"
 MODES = ("dense", "bm25", "hybrid")
 TOP_N = 10
-
-
-class RunError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -37,29 +34,7 @@ class EvalOptions:
     limit: int | None = None
     concurrency: int = 1
     judge: str = "claims"
-    extra: dict = field(default_factory=dict)  # backend/model overrides, recorded in run.json
     pipeline: dict | None = None  # another pipeline's settings (a baseline): its signature instead
-
-
-def _signature(tutor, opts: EvalOptions) -> dict:
-    if opts.pipeline is not None:
-        return {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only, **opts.pipeline,
-                **({"judge": opts.judge} if not opts.retrieval_only else {})}
-    s = tutor.settings
-    retrieval_keys = ("embedder", "embed_backend", "chunk_size", "chunk_overlap", "retrieval_mode", "top_k", "cross_lingual",
-                      "candidates", "rrf_k", "dense_weight", "bm25_weight", "translated_weight",
-                      "original_weight", "split_parts", "max_query_parts", "part_weight", "standalone_weight",
-                      "source_boost", "heading_boost", "file_cap", "lead_bonus")
-    sig = {"dataset": str(opts.dataset), "retrieval_only": opts.retrieval_only,
-           **{k: getattr(s, k) for k in retrieval_keys if hasattr(s, k)}}
-    if not opts.retrieval_only:
-        sig.update({"backend": s.backend, "model": s.model,
-                    "base_url": mask_url(s.base_url) if s.backend == "openai" else None,
-                    "judge": opts.judge, "answer_k": s.answer_k, "relevance_threshold": s.relevance_threshold,
-                    **{k: getattr(s, k) for k in ("evidence_tokens", "evidence_units", "evidence_dense_weight",
-                                                  "min_coverage", "min_evidence_score", "temperature", "top_p",
-                                                  "max_tokens", "n_ctx")}})
-    return sig
 
 
 def _read_results(path: Path) -> dict[str, dict]:
@@ -106,12 +81,12 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         items = load_dataset(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    sig = _signature(tutor, opts)
+    sig = run_signature(tutor.settings, opts.dataset, opts.retrieval_only, opts.judge, opts.pipeline)
     run_file = out / RUN_JSON
     if run_file.is_file():
-        old = json.loads(run_file.read_text(encoding="utf-8")).get("signature")
-        if old != sig and (out / RESULTS).is_file():
-            diff = sorted(k for k in set(old or {}) | set(sig) if (old or {}).get(k) != sig.get(k))
+        old = json.loads(run_file.read_text(encoding="utf-8")).get("signature") or {}
+        diff = differences(old, sig)
+        if diff and (out / RESULTS).is_file():
             raise RunError(f"{out} holds a run with other settings ({', '.join(diff)}): use another --out")
     run_file.write_text(json.dumps({"signature": sig, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
                                    ensure_ascii=False, indent=1), encoding="utf-8")

@@ -16,7 +16,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the installed extras
     raise ImportError("tutor.integrations.llama_index needs llama-index: pip install -e '.[llamaindex]'") from e
 
-from ..types import Hit
+from ..records import Hit
 
 if TYPE_CHECKING:
     from ..api import Tutor

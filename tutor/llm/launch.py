@@ -18,7 +18,8 @@ from typing import Iterator
 
 import httpx
 
-from .base import LLMError, is_reasoning_model
+from ..errors import LLMError
+from .params import is_reasoning_model
 
 
 @dataclass(frozen=True)
@@ -87,29 +88,36 @@ def serve(model: str, log_path: Path, *, home: Path, n_ctx: int = 4096, n_thread
             raise LLMError(f"cannot start {cmd[0]!r}: not installed (pip install -e '.[gpu]' for vLLM)") from None
     served = Served(f"http://127.0.0.1:{port}/v1", alias, kind, log_path, proc.pid)
     try:
-        _wait_ready(proc, served, wait)
+        wait_ready(proc, served.base_url, log_path, wait, served.kind)
         yield served
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
-def _wait_ready(proc: subprocess.Popen, served: Served, timeout_s: float) -> None:
+def wait_ready(proc: subprocess.Popen, base_url: str, log_path: Path, timeout_s: float, kind: str,
+               poll_s: float = 0.5) -> None:
+    """Until the server started as `proc` lists its models; LLMError (with its log's tail) when
+    it exits first or does not answer within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
-            tail = served.log_path.read_text(errors="replace")[-1500:]
-            raise LLMError(f"the {served.kind} server exited with code {proc.returncode}: {tail}")
+            tail = log_path.read_text(errors="replace")[-1500:]
+            raise LLMError(f"the {kind} server exited with code {proc.returncode}: {tail}")
         try:
-            if httpx.get(f"{served.base_url}/models", timeout=2).status_code == 200:
+            if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise LLMError(f"the {served.kind} server did not answer within {timeout_s:g} s; "
-                           f"see {served.log_path}")
-        time.sleep(0.5)
+            raise LLMError(f"the {kind} server did not answer within {timeout_s:g} s; see {log_path}")
+        time.sleep(poll_s)
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """Terminate a server process, killing it when it does not exit within `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -10,9 +10,11 @@ import re
 import threading
 from typing import TYPE_CHECKING, Iterator
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, Progress, ThinkSplitter,
-                            default_params, is_reasoning_model)
-from tutor.models import ModelError, resolve_gguf
+from tutor.errors import ContextOverflow, LLMError, ModelError
+from tutor.llm.base import LLM, Messages, Progress
+from tutor.llm.params import GenParams, is_reasoning_model, sampling
+from tutor.llm.think import Delta, ThinkSplitter
+from tutor.models import resolve_gguf
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -27,7 +29,7 @@ class LlamaCppLLM(LLM):
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise LLMError("the llamacpp backend needs llama-cpp-python: "
+            raise LLMError("the llamacpp backend needs llama-cpp-python",
                            "pip install 'llama-cpp-python==0.3.36'") from None
         self.settings = settings
         self.model = settings.model
@@ -51,13 +53,13 @@ class LlamaCppLLM(LLM):
             raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
         self.context_window = self._llm.n_ctx()
         # a preset name says nothing about reasoning; the file name might
-        self._kind = self.model if is_reasoning_model(self.model) else self.path.name
+        self.reasoning = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
         self._lock = threading.Lock()
         self._last: Messages | None = None
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
-        p = params or default_params(self._kind, self.settings)
-        splitter = ThinkSplitter(in_think=is_reasoning_model(self._kind))
+        p = params or sampling(self.settings, self.reasoning)
+        splitter = ThinkSplitter(in_think=self.reasoning)
         with self._lock:  # held until the generator finishes or is closed
             if self._llm is None:
                 raise LLMError("this llama.cpp model was closed")
@@ -77,10 +79,8 @@ class LlamaCppLLM(LLM):
                     if content and (d := splitter.feed(content)):
                         yield d
             except ValueError as e:
-                if _OVERFLOW.search(str(e)):
-                    raise LLMError(f"the prompt is too long for the context of model "
-                                   f"{self.model!r} ({self.context_window} tokens; raise n_ctx "
-                                   f"or send fewer sources): {e}") from None
+                if _OVERFLOW.search(str(e)):  # llama.cpp says so only in words
+                    raise self._overflow(e, "; raise n_ctx or send fewer sources") from None
                 raise LLMError(f"llama.cpp failed: {e}") from None
         if d := splitter.finish():
             yield d
@@ -107,8 +107,7 @@ class LlamaCppLLM(LLM):
                                                  logits_processor=[capture])  # type: ignore[list-item]
             except ValueError as e:
                 if _OVERFLOW.search(str(e)):
-                    raise LLMError(f"the prompt is too long for the context of model "
-                                   f"{self.model!r} ({self.context_window} tokens): {e}") from None
+                    raise self._overflow(e) from None
                 raise LLMError(f"llama.cpp failed: {e}") from None
             if not seen or seen[0].shape[0] != self._llm.n_vocab():
                 raise LLMError("llama.cpp gave no first-token logits")
@@ -120,6 +119,11 @@ class LlamaCppLLM(LLM):
                 tok = self._llm.detokenize([int(i)]).decode("utf-8", errors="replace")
                 out[tok] = float(np.logaddexp(out[tok], logp[i])) if tok in out else float(logp[i])
             return out
+
+    def _overflow(self, e: ValueError, advice: str = "") -> ContextOverflow:
+        problem = f"the prompt is too long for the context of model {self.model!r} ({self.context_window} tokens"
+        return ContextOverflow(f"{problem})", "raise n_ctx or send fewer sources",
+                               line=f"{problem}{advice}): {e}")
 
     def close(self) -> None:
         with self._lock:

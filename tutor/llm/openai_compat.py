@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import httpx
 import openai
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, NoLogprobs, ThinkSplitter,
-                            default_params, is_reasoning_model)
+from tutor.errors import BackendUnreachable, ContextOverflow, EmptyReply, LLMError, ModelNotServed, NoLogprobs
+from tutor.llm.base import LLM, Messages
+from tutor.llm.params import GenParams, is_reasoning_model, sampling
+from tutor.llm.think import Delta, ThinkSplitter
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -34,6 +36,7 @@ class OpenAICompatLLM(LLM):
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
         self.model = settings.model
+        self.reasoning = is_reasoning_model(self.model)
         self.base_url = settings.base_url.rstrip("/")
         self.timeout_s = settings.timeout_s
         self.retries = max(0, settings.retries)
@@ -54,11 +57,13 @@ class OpenAICompatLLM(LLM):
             models = self._call(lambda: list(self._client.models.list()))
             self.served = [m.id for m in models]
             if self.model in ("", "default") and len(self.served) == 1:
-                self.model = self.served[0]
+                self.model = self.served[0]  # now the model is known: decide reasoning from its name
+                self.reasoning = is_reasoning_model(self.model)
             if self.model not in self.served:
                 listed = ", ".join(self.served) or "none"
-                raise LLMError(f"model {self.model!r} is not served at {self.base_url} "
-                               f"(served: {listed}); set --model to one of these")
+                raise ModelNotServed(f"model {self.model!r} is not served at {self.base_url} (served: {listed})",
+                                     "set --model to one of these", line=f"model {self.model!r} is not served at "
+                                     f"{self.base_url} (served: {listed}); set --model to one of these")
             entry = next(m for m in models if m.id == self.model)
             max_len = getattr(entry, "max_model_len", None)  # vLLM reports it; llama.cpp doesn't
             self.context_window = int(max_len) if isinstance(max_len, (int, float)) else None
@@ -66,11 +71,11 @@ class OpenAICompatLLM(LLM):
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         self.check()
-        p = params or default_params(self.model, self.settings)
+        p = params or sampling(self.settings, self.reasoning)
         chunks = self._call(lambda: self._client.chat.completions.create(
             model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
             max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, stop=p.stop))
-        splitter = ThinkSplitter(in_think=is_reasoning_model(self.model))
+        splitter = ThinkSplitter(in_think=self.reasoning)
         replied = False  # any content, reasoning or finish_reason at all
         try:
             for chunk in chunks:
@@ -88,7 +93,7 @@ class OpenAICompatLLM(LLM):
                     if d := splitter.feed(choice.delta.content):
                         yield d
         except (httpx.TimeoutException, openai.APITimeoutError):
-            raise LLMError(self._timeout_msg()) from None
+            raise self._timeout() from None
         except (httpx.HTTPError, openai.APIError) as e:
             raise LLMError(f"the LLM server at {self.base_url} failed mid-answer: "
                            f"{_message_of(e)}") from None
@@ -124,7 +129,8 @@ class OpenAICompatLLM(LLM):
         self._call(lambda: self._client.chat.completions.create(
             model=self.model, messages=messages, max_tokens=1),  # type: ignore[arg-type]
             retries=max(1, self.retries))
-        raise LLMError(f"the LLM server at {self.base_url} sent an empty reply; see its log")
+        raise EmptyReply(f"the LLM server at {self.base_url} sent an empty reply", "see its log",
+                         line=f"the LLM server at {self.base_url} sent an empty reply; see its log")
 
     def close(self) -> None:
         self._client.close()
@@ -136,11 +142,12 @@ class OpenAICompatLLM(LLM):
             try:
                 return fn()
             except openai.APITimeoutError:  # subclass of APIConnectionError: never retried
-                raise LLMError(self._timeout_msg()) from None
+                raise self._timeout() from None
             except openai.APIConnectionError:
                 if attempt == retries:
-                    raise LLMError(f"cannot reach the LLM server at {self.base_url} — is "
-                                   f"`vllm serve` running? (tried {attempt + 1}×)") from None
+                    problem = f"cannot reach the LLM server at {self.base_url}"
+                    raise BackendUnreachable(problem, "is `vllm serve` running?",
+                                             line=f"{problem} — is `vllm serve` running? (tried {attempt + 1}×)") from None
                 time.sleep(BACKOFF_S * 2 ** attempt)
             except openai.APIStatusError as e:
                 raise self._status_error(e) from None
@@ -152,19 +159,22 @@ class OpenAICompatLLM(LLM):
             if self.context_window is None and (m := _MAX_LEN.search(msg)):
                 self.context_window = int(m.group(1))
             limit = f" ({self.context_window} tokens)" if self.context_window else ""
-            return LLMError(f"the prompt is too long for the context of model {self.model!r}"
-                            f"{limit}: {msg}")
+            problem = f"the prompt is too long for the context of model {self.model!r}{limit}"
+            return ContextOverflow(problem, "raise the server's context or send fewer sources",
+                                   line=f"{problem}: {msg}")
         if e.status_code in (401, 403):
             return LLMError(f"the LLM server at {self.base_url} rejected the API key "
                             f"(HTTP {e.status_code})")
         if e.status_code == 404:
-            return LLMError(f"model {self.model!r} or the endpoint is unknown at {self.base_url}: "
-                            f"{msg}")
+            return ModelNotServed(f"model {self.model!r} or the endpoint is unknown at {self.base_url}",
+                                  "check --model and --base-url",
+                                  line=f"model {self.model!r} or the endpoint is unknown at {self.base_url}: {msg}")
         return LLMError(f"the LLM server at {self.base_url} answered HTTP {e.status_code}: {msg}")
 
-    def _timeout_msg(self) -> str:
-        return (f"the LLM server at {self.base_url} did not answer within {self.timeout_s:g} s "
-                f"(timeout_s); it may be overloaded or the model too slow")
+    def _timeout(self) -> BackendUnreachable:
+        problem = f"the LLM server at {self.base_url} did not answer within {self.timeout_s:g} s (timeout_s)"
+        return BackendUnreachable(problem, "it may be overloaded or the model too slow",
+                                  line=f"{problem}; it may be overloaded or the model too slow")
 
 
 def _reasoning_of(delta: Any) -> str:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .base import LLMError, ModelCrashed
+from ..errors import LLMError, ModelCrashed
 
 CACHE_FILE = "llama-probe.json"
 PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
@@ -63,15 +63,17 @@ def _write_cache(home: Path, key: str, entry: dict) -> None:
     os.replace(tmp, home / CACHE_FILE)
 
 
-def crash_message(model: Path, sig: int) -> str:
+def crashed(model: Path, sig: int) -> ModelCrashed:
+    """The one-line error for a child killed by `sig`: the cause, then " Fix: " and the fix."""
     try:
         name = signal.Signals(sig).name
     except ValueError:
         name = f"signal {sig}"
-    return (f"llama.cpp crashed ({name}) while running {model.name}: the installed llama-cpp-python "
-            f"was built for CPU instructions this machine cannot run (known case: a native build on an "
-            f"AVX-512/AMX CPU). Fix: {REINSTALL} — then run `tutor doctor`. "
-            f"Or use a server: --backend openai --base-url URL")
+    problem = (f"llama.cpp crashed ({name}) while running {model.name}: the installed llama-cpp-python "
+               f"was built for CPU instructions this machine cannot run (known case: a native build on an "
+               f"AVX-512/AMX CPU).")
+    fix = f"{REINSTALL} — then run `tutor doctor`. Or use a server: --backend openai --base-url URL"
+    return ModelCrashed(problem, fix, line=f"{problem} Fix: {fix}")
 
 
 def child_command(model: Path, n_threads: int | None) -> list[str]:
@@ -88,7 +90,7 @@ def probe(model: Path, home: Path, n_threads: int | None = None, timeout_s: floa
         if entry and entry.get("ok"):
             return entry
         if entry and entry.get("signal"):
-            raise ModelCrashed(crash_message(model, int(entry["signal"])))
+            raise crashed(model, int(entry["signal"]))
     t0 = time.perf_counter()
     try:
         p = subprocess.run(command or child_command(model, n_threads), capture_output=True, text=True,
@@ -99,7 +101,7 @@ def probe(model: Path, home: Path, n_threads: int | None = None, timeout_s: floa
     seconds = round(time.perf_counter() - t0, 2)
     if p.returncode < 0:
         _write_cache(home, key, {"ok": False, "signal": -p.returncode, "model": str(model), "seconds": seconds})
-        raise ModelCrashed(crash_message(model, -p.returncode))
+        raise crashed(model, -p.returncode)
     if p.returncode != 0:  # an ordinary failure (a bad file…): report it, don't remember it
         last = (p.stderr.strip().splitlines() or ["no output"])[-1]
         raise LLMError(f"llama.cpp could not load {model.name}: {last}")

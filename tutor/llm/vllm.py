@@ -12,8 +12,10 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from tutor.llm.base import (LLM, Delta, GenParams, LLMError, Messages, default_params,
-                            is_reasoning_model, split_think)
+from tutor.errors import ContextOverflow, LLMError
+from tutor.llm.base import LLM, Messages
+from tutor.llm.params import GenParams, is_reasoning_model, sampling
+from tutor.llm.think import Delta, split_think
 
 if TYPE_CHECKING:
     from tutor.config import Settings
@@ -37,6 +39,7 @@ class VLLMLocal(LLM):
         tested without a GPU."""
         self.settings = settings
         self.model = settings.model
+        self.reasoning = is_reasoning_model(self.model)
         self.context_window = settings.n_ctx
         self._lock = threading.Lock()  # vllm.LLM is not thread-safe; one call at a time
         if engine is not None:
@@ -54,7 +57,7 @@ class VLLMLocal(LLM):
             raise LLMError(f"vLLM could not load {settings.model!r}: {e}") from None
 
     def _sampling(self, params: GenParams | None) -> Any:
-        p = params or default_params(self.model, self.settings)
+        p = params or sampling(self.settings, self.reasoning)
         return self._sampling_cls(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, stop=p.stop)
 
     def generate_batch(self, conversations: Sequence[Messages],
@@ -73,13 +76,12 @@ class VLLMLocal(LLM):
             with self._lock:
                 outputs = self._llm.chat(list(conversations), sampling, use_tqdm=False)
         except ValueError as e:  # vLLM reports over-long prompts as ValueError
-            raise LLMError(f"vLLM rejected the request (prompt too long for the context of "
-                           f"{self.context_window} tokens?): {e}") from None
-        in_think = is_reasoning_model(self.model)
+            problem = f"vLLM rejected the request (prompt too long for the context of {self.context_window} tokens?)"
+            raise ContextOverflow(problem, "raise n_ctx or send fewer sources", line=f"{problem}: {e}") from None
         out = []
         for o in outputs:
             first = o.outputs[0]
-            text, reasoning = split_think(first.text, in_think)
+            text, reasoning = split_think(first.text, self.reasoning)
             out.append(Generation(text, reasoning, len(getattr(first, "token_ids", None) or ())))
         return out
 

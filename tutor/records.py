@@ -1,11 +1,21 @@
-"""The small frozen records that travel between pipeline stages.
+"""The small frozen records that travel between pipeline stages, and the events of an answer.
 
 Every stage hands the next one these (never dicts), so the `--json` shapes of the CLI, the eval
-`results.jsonl` and the UI all come from one place: the `to_dict` methods below.
+`results.jsonl` and the UI's feedback log all come from one place: the `to_dict` methods below.
+(Named `records`, not `types`, so it never shadows the standard library's `types`.)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+HEADING_SEP = " › "  # between a title and its headings, and between nested headings
+
+
+def heading_path(*parts: str) -> str:
+    """The non-empty parts joined by " › ": "title › section" as every view writes it."""
+    return HEADING_SEP.join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,16 @@ class Chunk:
     start: int
     end: int
     text: str
+
+    @property
+    def label(self) -> str:
+        """Title and heading path: "AI 研究计划 › 1. 深度学习基础 › 1.2 ResNet"."""
+        return heading_path(self.title, self.section)
+
+    @property
+    def short_label(self) -> str:
+        """Title and the last heading only: enough to tell whose passage it is."""
+        return heading_path(self.title, self.section.split(HEADING_SEP)[-1] if self.section else "")
 
 
 @dataclass(frozen=True)
@@ -127,12 +147,14 @@ class Answer:
     level: str | None = None  # beginner | advanced when asked at a level
 
     def to_dict(self) -> dict:
+        """The one complete serialisation of an answer: `ask --json`, eval rows, UI feedback.
+        Each source also says its number `n`, the [n] the answer cites it by."""
         return {
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
             "citations": [c.to_dict() for c in self.citations],
-            "sources": [h.to_dict() for h in self.sources],
+            "sources": [{**h.to_dict(), "n": n} for n, h in enumerate(self.sources, start=1)],
             "reasoning": self.reasoning,
             "model": self.model,
             "backend": self.backend,
@@ -147,5 +169,19 @@ class Answer:
         }
 
 
-def asdict_chunk(chunk: Chunk) -> dict:
-    return asdict(chunk)
+# what happened while answering, in order: stage (rewriting | retrieving | thinking) → rewritten
+# (a follow-up's standalone form) → sources → evidence → reasoning / token pieces → done (the Answer)
+EventKind = Literal["stage", "rewritten", "sources", "evidence", "token", "reasoning", "done"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened while answering; which fields are set depends on `kind`: `text`
+    for stage, rewritten, token and reasoning; `hits` for sources; `evidence` for evidence;
+    `answer` for done."""
+
+    kind: EventKind
+    text: str = ""
+    hits: tuple[Hit, ...] = ()
+    answer: Answer | None = None
+    evidence: tuple[Evidence, ...] = ()
