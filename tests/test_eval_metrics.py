@@ -307,6 +307,13 @@ def test_judge_agreement_in_report(run_rows, tmp_path: Path) -> None:
     assert a["kappa"] == pytest.approx(0.5)  # p_o .75, p_e = .5·.75 + .5·.25 = .5
     assert rep["throughput_basis"] == "row timings, sequential"
     assert "Cohen's κ 0.500 (**moderate**)" in answers_md(rep, items, rows)
+    assert "agreement_heldout" not in rep["judge"]
+    # a held-out file beside the labels (never tuned on) is measured and reported as the figure to trust
+    (tmp_path / "labels_heldout.jsonl").write_text(labels.read_text(encoding="utf-8").split("\n", 1)[0] + "\n",
+                                                    encoding="utf-8")
+    rep = answer_report(items, rows, labels_path=labels)
+    assert rep["judge"]["agreement_heldout"]["n"] == 1
+    assert "On 1 held-out labels the judge was never tuned on" in answers_md(rep, items, rows)
 
 
 def test_plots_are_written(run_rows, tmp_path: Path) -> None:

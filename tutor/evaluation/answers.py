@@ -305,6 +305,10 @@ def _judge_section(rows: list[dict], labels_path) -> dict:
     out["agreement"] = None
     if judge and out["labels"]:
         out["agreement"] = agreement(judge, load_labels(path))
+        # labels the judge's rules were never tuned on, kept beside the project's: the figure to trust
+        held = path.with_name(path.stem + "_heldout" + path.suffix)
+        if held.is_file():
+            out["agreement_heldout"] = agreement(judge, load_labels(held))
         out.update({k: v for k, v in judge.describe().items() if k in ("calls", "unparseable")})
     return out
 
@@ -400,6 +404,13 @@ def _judge_md(j: dict) -> str:
                  f"(**{verdict}**); tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']}"
                  + (f"; “unsupported” precision {fmt(a.get('unsupported_precision'))}, "
                     f"recall {fmt(a.get('unsupported_recall'))}" if "unsupported_recall" in a else "") + ".")
+    h = j.get("agreement_heldout")
+    if h:
+        hk = h.get("kappa")
+        lines.append(f"On {h['n']} held-out labels the judge was never tuned on: accuracy {fmt(h['accuracy'])}, "
+                     f"Cohen's κ {fmt(hk)} — the figure to trust"
+                     + (" (**poor**: read citation / faithfulness scores as rough)" if hk is None or hk < 0.4 else "")
+                     + ".")
     for d in a.get("disagreements", [])[:5]:
         lines.append(f"- {d['id']}: label {fmt(d['label'])}, judge {fmt(d['judge'])}: “{d['claim']}”")
     return "\n".join(lines)
