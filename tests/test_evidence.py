@@ -89,6 +89,10 @@ def test_units_point_at_their_source_text_and_rows_keep_their_header(notes_tutor
     ("AlexNet 在 ImageNet 上的 top-1 错误率是多少？", "AlexNet 在 ImageNet 上的 top-5 错误率是多少？"),
     ("How many parameters does ResNet-152 have?", "How many parameters does AlexNet have?"),
     ("DeepSeek-V3 训练用了多少块 H100？", "DeepSeek-V3 激活了多少参数？"),
+    # the block's label names ResNet-50, but "参数量减少 70%" is a share, not a parameter count
+    ("How many parameters does ResNet-50 have?", "How much does the ResNet-50 bottleneck cut parameters, in percent?"),
+    # the list number of a block's label ("4. Sora (2024):") is no figure of its lines
+    ("Sora 模型有多少参数？", "ResNet-152 的 Top-5 错误率是多少？"),
 ])
 def test_answerability_declines_the_near_miss_and_accepts_its_twin(notes_tutor: Tutor, near_miss: str,
                                                                   twin: str) -> None:

@@ -39,6 +39,9 @@ _YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen\b|what year|which yea
 # the measured thing of a quantity question: "how many GPUs", "多少(个)专家", "几天"
 _MEASURE_EN = re.compile(r"how (?:many|much)\s+([a-z][a-z0-9-]*(?:\s+[a-z][a-z0-9-]*){0,2})", re.I)
 _MEASURE_ZH = re.compile(r"(?:多少|几)\s*(?:个|块|张|名|位|次|种|节|项)?\s*([\u4e00-\u9fff]{1,4}|[A-Za-z]+)")
+_SUPERSCRIPT = re.compile(r"[\u00b2\u00b3\u00b9\u2070-\u209f]")
+_RATE_WORDS = frozenset("% 比例 百分比 占比 ratio proport fract percent percentag rate share accuracy error score "
+                        "准确 错误 分数 得分 提升 减少 降低 增加 少 多".split())
 _CLASSIFIER_UNIT = re.compile(r"^(?:天|年|层|倍|块|步|轮|节课|个月|小时)$")
 _COMPARE = re.compile(r"和|与|跟|相比|对比|比较|区别|不同|差异|分别|各(?:是|有|自)?|\bvs\.?\b|versus|compare|differ|"
                       r"\bbetween\b|\bboth\b|\beach\b", re.I)
@@ -312,6 +315,7 @@ class Selector:
             return Verdict(False, "names not in the evidence", top, 0.0, missing)
         best: tuple[tuple, Unit, float] | None = None
         answering: list[Unit] = []
+        shares = not q.measure or any(m in _RATE_WORDS or m.endswith("率") for m in q.measure)
         for u, text in windows:
             near = _norm_name(self.near_text(u, by_chunk))
             if q.names:
@@ -322,8 +326,13 @@ class Selector:
             own = f"{u.context} {u.text}"
             has_fig = True
             if q.quantity:
-                counts = [f for f in figures(own) if q.year or not _is_year(f.value, f.percent)]
-                has_fig = bool(counts) or bool(_BIG_O.search(own))
+                # the figure must be the unit's own (its label's "4. Sora (2024):" numbers a list);
+                # the word saying what it counts may stand in the label or the table header
+                # a share answers a share or a rate; "how many parameters" is not "减少 70%"; an
+                # exponent (σ²) is no figure
+                counts = [f for f in figures(_SUPERSCRIPT.sub("", u.text))
+                          if (q.year or not _is_year(f.value, f.percent)) and (not f.percent or shares)]
+                has_fig = bool(counts) or bool(_BIG_O.search(u.text))
                 if has_fig and q.measure:
                     toks, norm = set(tokenize(own)), normalise(own)
                     has_fig = any(m in toks or ((not m.isascii() or not m.isalnum()) and m in norm)
