@@ -309,3 +309,19 @@ def test_followup_rewrite_retrieves_the_topic(small_tutor: Tutor):
     sources = next(e.hits for e in events if e.kind == "sources")
     assert any("AlexNet" in h.chunk.text or "AlexNet" in h.chunk.section for h in sources[:3])
     assert events[-1].answer.standalone_question == rewritten[0]
+
+
+def test_an_english_answer_names_the_notes_terms_and_writes_figures_as_they_do():
+    from tutor.answer import source_forms
+    from tutor.glossary import gloss
+    ev = "因为越低越好，所以这些函数有时被称为*损失函数*。而MNIST数据集的60000个手写数字的数据集被认为是巨大的。"
+    out = gloss("They are called loss functions because lower is better [1].", ev)
+    assert out == "They are called loss functions (损失函数) because lower is better [1]."  # "because" is no term
+    assert gloss("损失函数越低越好。", ev) == "损失函数越低越好。"  # a Chinese answer is left alone
+    assert source_forms("MNIST has 60,000 handwritten digits and 1,000 classes.", ev) == \
+        "MNIST has 60000 handwritten digits and 1,000 classes."
+    hits, units, verdict = _units("而MNIST数据集的60000个手写数字的数据集被认为是巨大的。")
+    a = finalize("How many handwritten digits are in MNIST?", "MNIST contains 60,000 handwritten digits [1].", "",
+                 hits, units, verdict, _L(), {}, "en")
+    assert "60000" in a.text and "extractive" not in a.timings_ms
+

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
-from .glossary import language
+from .glossary import gloss, language
 from .errors import LLMError
 from .llm.base import LLM
 from .llm.params import GenParams, sampling
@@ -293,6 +293,8 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
             (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
         checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
         timings["extractive"] = 1
+    else:  # facts as the sources write them: "60000" not "60,000"; "loss functions (损失函数)"
+        checked = gloss(source_forms(checked, evidence_text), evidence_text)
     n_src = len(hits)
     valid, invalid = parse_citations(checked, n_src)
     checked = normalise_citations(checked, n_src)
@@ -309,6 +311,16 @@ def new_figures(text: str, question: str) -> list:
     的错误率是 152 层" repeats the question's number and answers nothing."""
     asked = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", question))}
     return [f for f in figures(text) if f.value not in asked]
+
+
+def source_forms(text: str, evidence_text: str) -> str:
+    """A figure the reply writes with thousands separators ("60,000") in the evidence's form when
+    the evidence writes that very number without them ("60000个手写数字")."""
+    def same(m: re.Match) -> str:
+        plain = m.group(0).replace(",", "")
+        return plain if re.search(rf"(?<![\d.,]){plain}(?![\d,])", evidence_text) and m.group(0) not in evidence_text \
+            else m.group(0)
+    return re.sub(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])", same, text)
 
 
 def bare_figure(text: str) -> bool:

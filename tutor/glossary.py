@@ -325,3 +325,31 @@ def translate_terms(query: str) -> str:
         if t not in seen:
             seen.append(t)
     return " ".join(seen)
+
+
+# terms, not the plain words the glossary also maps for searching ("because", "method", "model")
+_PLAIN = {en.lower() for en, _ in PAIRS[PAIRS.index(("why", "为什么")):]} | {"function", "mean", "formula", "code"}
+_GLOSSABLE = [(pat, zh) for pat, zh in _EN_RULES if pat.pattern not in {_en_pattern(w).pattern for w in _PLAIN}]
+
+
+def gloss(answer: str, evidence: str, most: int = 3) -> str:
+    """An English answer from Chinese notes, with the notes' own word after its first use of a
+    glossary term: "loss functions (损失函数)". The learner can find the term in the notes they
+    read, and the answer names what the sources name. Terms the evidence does not use are left."""
+    if language(answer) != "en" or language(evidence) != "zh":
+        return answer
+    out, done = answer, 0
+    taken: list[tuple[int, int]] = []
+    for pat, zhs in _GLOSSABLE:
+        if done >= most:
+            break
+        zh = next((z for z in zhs.split() if len(z) >= 2 and z in evidence and z not in out), None)
+        m = pat.search(out)
+        if zh is None or m is None or any(a < m.end() and m.start() < b for a, b in taken):
+            continue
+        out = out[:m.end()] + f" ({zh})" + out[m.end():]
+        shift = len(zh) + 3
+        taken = [(a + shift if a >= m.end() else a, b + shift if b > m.end() else b) for a, b in taken]
+        taken.append((m.start(), m.end() + shift))
+        done += 1
+    return out
