@@ -345,6 +345,8 @@ def gloss(answer: str, evidence: str, most: int = 3) -> str:
             break
         zh = next((z for z in zhs.split() if len(z) >= 2 and z in evidence and z not in out), None)
         m = pat.search(out)
+        if m and zh and " " not in m.group(0).strip() and "-" not in m.group(0) and len(zh) < 3:
+            continue  # a one-word term with a two-character gloss is an everyday word: humans (人类)
         if zh is None or m is None or any(a < m.end() and m.start() < b for a, b in taken):
             continue
         out = out[:m.end()] + f" ({zh})" + out[m.end():]
