@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from ..text import STOPWORDS, figures, names, strip_citations, units
@@ -696,7 +696,7 @@ def check_clause(cl: Clause, views: list[PassageView], aliases, threshold: float
     if cl.from_question and cl.terms and not any(name_in(a, all_latin, all_low, aliases) for a in cl.inherited):
         # "当学习率为1.1时" for "d2l 的例子里…": a clause with words of its own, whose question names
         # a source or topic the passages never repeat, is about what the passages are about
-        cl = Clause(cl.text, cl.names, cl.numbers, cl.terms, asked=cl.asked)
+        cl = replace(cl, inherited=[], from_question=False, context=[])
     best_cov, best_why = -1.0, "no passage window holds its names and numbers together"
     # the question's own words prove nothing: cover what the claim adds to them
     added = [t for t in cl.terms if _stem(t) not in cl.asked]
