@@ -503,12 +503,11 @@ class LLMJudge(Judge):
     def _text_verdict(self, claim: str, passages: list[str], lang: str | None,
                       question: str | None) -> bool:
         from tutor.llm import GenParams
-        from tutor.llm.base import is_reasoning_model
 
         llm = self.llm
         # a reasoning model thinks before its verdict; an ordinary one needs a few tokens only
         max_tokens = max(self._settings.max_tokens, 1024) if self._settings and \
-            is_reasoning_model(llm.model) else 8
+            getattr(llm, "reasoning", False) else 8
         text, _ = llm.complete(self.messages(claim, passages, lang, question),
                                GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
         verdict = parse_verdict(text)

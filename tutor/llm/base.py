@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Callable, Iterator
 
 from tutor.errors import LLMError, NoLogprobs  # noqa: F401 - LLMError re-exported: every backend's failure
-from tutor.llm.params import GenParams, is_reasoning_model  # noqa: F401 - is_reasoning_model re-exported
+from tutor.llm.params import GenParams
 from tutor.llm.think import Delta, repair_late_close
 
 Messages = list[dict]
