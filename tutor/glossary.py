@@ -329,7 +329,8 @@ def translate_terms(query: str) -> str:
 
 # terms, not the plain words the glossary also maps for searching ("because", "method", "model")
 _PLAIN = {en.lower() for en, _ in PAIRS[PAIRS.index(("why", "为什么")):]} | {"function", "mean", "formula", "code"}
-_GLOSSABLE = [(pat, zh) for pat, zh in _EN_RULES if pat.pattern not in {_en_pattern(w).pattern for w in _PLAIN}]
+_PLAIN_PATTERNS = {_en_pattern(w).pattern for w in _PLAIN}
+_GLOSSABLE = [(pat, zh) for pat, zh in _EN_RULES if pat.pattern not in _PLAIN_PATTERNS]
 
 
 def gloss(answer: str, evidence: str, most: int = 3) -> str:
@@ -338,20 +339,19 @@ def gloss(answer: str, evidence: str, most: int = 3) -> str:
     read, and the answer names what the sources name. Terms the evidence does not use are left."""
     if language(answer) != "en" or language(evidence) != "zh":
         return answer
-    out, done = answer, 0
-    taken: list[tuple[int, int]] = []
+    found: list[tuple[int, int, str]] = []  # (start, end, gloss) in `answer`, longest terms first
     for pat, zhs in _GLOSSABLE:
-        if done >= most:
+        if len(found) >= most:
             break
-        zh = next((z for z in zhs.split() if len(z) >= 2 and z in evidence and z not in out), None)
-        m = pat.search(out)
-        if m and zh and " " not in m.group(0).strip() and "-" not in m.group(0) and len(zh) < 3:
-            continue  # a one-word term with a two-character gloss is an everyday word: humans (人类)
-        if zh is None or m is None or any(a < m.end() and m.start() < b for a, b in taken):
+        used = {g for _, _, g in found}
+        zh = next((z for z in zhs.split() if len(z) >= 2 and z in evidence and z not in answer and z not in used),
+                  None)
+        m = pat.search(answer)
+        if zh is None or m is None or any(a < m.end() and m.start() < b for a, b, _ in found):
             continue
-        out = out[:m.end()] + f" ({zh})" + out[m.end():]
-        shift = len(zh) + 3
-        taken = [(a + shift if a >= m.end() else a, b + shift if b > m.end() else b) for a, b in taken]
-        taken.append((m.start(), m.end() + shift))
-        done += 1
-    return out
+        if " " not in m.group(0).strip() and "-" not in m.group(0) and len(zh) < 3:
+            continue  # a one-word term with a two-character gloss is an everyday word: humans (人类)
+        found.append((m.start(), m.end(), zh))
+    for _, end, zh in sorted(found, reverse=True):
+        answer = answer[:end] + f" ({zh})" + answer[end:]
+    return answer
