@@ -314,7 +314,7 @@ class Selector:
         if missing:
             return Verdict(False, "names not in the evidence", top, 0.0, missing)
         best: tuple[tuple, Unit, float] | None = None
-        answering: list[Unit] = []
+        answering: list[tuple[Unit, float]] = []
         shares = not q.measure or any(m in _RATE_WORDS or m.endswith("率") for m in q.measure)
         for u, text in windows:
             near = _norm_name(self.near_text(u, by_chunk))
@@ -341,18 +341,15 @@ class Selector:
                 has_fig = has_fig and bool(_YEAR_VALUE.search(own))
             cov = q.coverage(set(tokenize(text)), normalise(text))
             key = (has_name and has_fig, cov, u.score)
-            if has_name and has_fig:
-                answering.append(u)
+            if has_name and has_fig:  # with how much of the asked-for attribute the unit itself says
+                answering.append((u, q.coverage(set(tokenize(own)), normalise(own))))
             if best is None or key > best[0]:
                 best = (key, u, cov)
         assert best is not None
-        if len(answering) > 1:
-            # of the units that answer, those that also say most of the asked-for attribute: "激活了多少
-            # 参数" is answered by "激活参数: 37B", not by the "总参数: 671B" line above it
-            own_cov = {id(u): q.coverage(set(tokenize(f"{u.context} {u.text}")), normalise(f"{u.context} {u.text}"))
-                       for u in answering}
-            top_cov = max(own_cov.values())
-            answering = [u for u in answering if own_cov[id(u)] >= top_cov]
+        # of the units that answer, those that also say most of the asked-for attribute: "激活了多少
+        # 参数" is answered by "激活参数: 37B", not by the "总参数: 671B" line above it
+        top_cov = max((c for _, c in answering), default=0.0)
+        answering_units = tuple(u for u, c in answering if c >= top_cov)
         (ok, cov, _), unit, _ = best
         if not ok:
             reason = "no figure next to the asked-for thing" if (q.quantity or q.year) else "names apart from the facts"
@@ -361,7 +358,7 @@ class Selector:
             return Verdict(False, "attribute not covered", unit, cov)
         if top.score < min_score:
             return Verdict(False, "weak evidence", unit, cov)
-        return Verdict(True, "ok", unit, cov, answering=tuple(answering))
+        return Verdict(True, "ok", unit, cov, answering=answering_units)
 
 
 def unsupported_figures(sentence: str, evidence_text: str, question: str = "") -> list[str]:
