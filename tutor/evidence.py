@@ -55,6 +55,7 @@ _UNIT_ALIASES = {"美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美�
                  "比例": ("%",), "百分比": ("%",), "percentage": ("%",), "percent": ("%",), "fraction": ("%",)}
 _BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, answers "多长/how long" too
 _YEAR_VALUE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+_BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about
 _GENERIC = frozenset("模型 model models 方法 method 论文 paper 笔记 notes note 问题 介绍 作用 什么 主要 "
                      "一共 总共 大约 请问 使用 用了 原始 original quest question answ answer d2l 教材 textbook".split())
@@ -199,8 +200,8 @@ def candidates(hits: list[Hit]) -> list[Unit]:
         t = h.chunk.text
         k = 0
         for sp in units(t):
-            if sp.kind in ("heading", "header"):
-                continue
+            if sp.kind in ("heading", "header") or _BARE_MARKER.fullmatch(t[sp.start:sp.end]):
+                continue  # a bare list number ("1.") or rule: a slot in the prompt that says nothing
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
             out.append(Unit(i, h, h.chunk.start + sp.start, h.chunk.start + sp.end, t[sp.start:sp.end],
                             sp.kind, ctx, 0.0, k))
