@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "TUTOR_"
 CONFIG_FILE = "tutor.toml"
+JUDGE_LABELS = Path("evals/datasets/judge_labels.jsonl")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Settings:
     judge_backend: str = "llamacpp"
     judge_model: str = "qwen2.5-coder-0.5b"
     judge_base_url: str = "http://127.0.0.1:8000/v1"
+    judge_labels: Path = JUDGE_LABELS  # hand labels the report measures the judge's agreement with
     # UI
     host: str = "127.0.0.1"
     port: int = 7860
