@@ -29,7 +29,7 @@ class Settings:
     data_dir: Path = Path(platformdirs.user_data_dir("tutor"))  # learner progress (progress.db); TUTOR_DATA overrides
     # embedding: a preset name, a local sentence-transformers folder or a hub id
     embedder: str = "multilingual-e5-small"
-    query_prompt: str | None = None  # None: take the preset's / model's own prompts
+    query_prompt: str | None = None  # None: the model folder's own prompt, else the preset's (embed_prompts.py)
     passage_prompt: str | None = None
     embed_batch_size: int = 8  # measured: 8 is ~3× faster than 32 on 2 CPU cores
     # "openvino" (fp32) | "openvino-bf16" (bf16 on CPUs with AMX: faster, ranks a little differently)

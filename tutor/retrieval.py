@@ -143,7 +143,7 @@ def check_question(question: str, settings: Settings) -> str:
 class Retriever:
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings):
         ident = index.manifest.get("embedder", {})
-        if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.query_prompt:
+        if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.prompts.query:
             raise EmbedderMismatch(
                 f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured",
                 "run `tutor ingest` to rebuild, or set the embedder back")

@@ -83,8 +83,8 @@ def embed_model(settings: "Settings"):
     e = Embedder(settings)
     location = resolve_embedder(settings.embedder, settings.home)
     kw = {"local_files_only": True} if isinstance(location, Path) else {}
-    return HuggingFaceEmbedding(model_name=str(location), query_instruction=e.query_prompt or None,
-                                text_instruction=e.passage_prompt or None, **kw)
+    return HuggingFaceEmbedding(model_name=str(location), query_instruction=e.prompts.query or None,
+                                text_instruction=e.prompts.passage or None, **kw)
 
 
 def _fingerprint(settings: "Settings") -> str:
