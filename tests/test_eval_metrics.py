@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tutor.evaluation.answers import (
-    answer_report,
-    answers_md,
-    citation_scores,
-    faithfulness,
-    make_answer_row,
-    score_answer,
-)
+from tutor.evaluation.answer_md import answers_md
+from tutor.evaluation.answer_report import answer_report
+from tutor.evaluation.answers import make_answer_row, score_answer
+from tutor.evaluation.citations import citation_scores, faithfulness
 from tutor.evaluation.compare import compare_runs
 from tutor.evaluation.dataset import EvalItem, Evidence
-from tutor.evaluation.judges import Judge, LexicalJudge
+from tutor.evaluation.judges import Judge, LexicalJudge, make_judge
 from tutor.evaluation.metrics import cohen_kappa, first_hit_rank, refusal_prf, retrieval_scores
 from tutor.evaluation.plots import write_plots
 from tutor.text import citations_in, split_sentences, strip_citations
@@ -239,7 +235,7 @@ def run_rows() -> tuple[list[EvalItem], list[dict]]:
         items[4].question: ("FAIL", False),
         items[5].question: ("It is 99%. AlexNet 的 Top-5 错误率为 15.3%[1]。", False),
     })
-    answer_row = make_answer_row(None, "lexical")
+    answer_row = make_answer_row(make_judge(None, "lexical"))
     rows = []
     for it in items:
         row = {"id": it.id, "question": it.question, "type": it.type, "lang": it.lang, "tags": it.tags,
@@ -354,7 +350,27 @@ def test_empty_answer_scores_zero_citation_metrics() -> None:
     scores, judged = score_answer(item, ans, LexicalJudge())
     assert (scores["citation_recall"], scores["citation_precision"], scores["faithfulness"]) == (0.0, 0.0, None)
     assert scores["correct"] is False and judged == []
-    from tutor.evaluation.answers import item_problems
+    from tutor.evaluation.answer_md import item_problems
 
     assert item_problems(item, {**ans, "scores": scores, "judged": judged, "ranks": {}})[0].startswith("wrong answer")
     assert any(p.startswith("empty answer") for p in item_problems(item, {**ans, "scores": scores, "judged": judged}))
+
+
+def test_report_measures_the_judge_it_is_given(run_rows, tmp_path: Path) -> None:
+    items, rows = run_rows
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"id": "j0", "claim": "AlexNet 的错误率为 15.3%。", "lang": "zh", "source": "hand",
+                                  "passages": ["AlexNet 的 Top-5 错误率为 15.3%。"], "supported": True},
+                                 ensure_ascii=False) + "\n", encoding="utf-8")
+
+    class Counting(LexicalJudge):
+        calls = 0
+
+        def _judge(self, *args, **kwargs) -> bool:
+            self.calls += 1
+            return super()._judge(*args, **kwargs)
+
+    judge = Counting()
+    rep = answer_report(items, rows, labels_path=labels, judge=judge)
+    assert judge.calls == 1 and rep["judge"]["agreement"]["n"] == 1 and rep["judge"]["labels"] == str(labels)
+    assert answer_report(items, rows)["judge"]["labels"] is None  # no labels given: none measured

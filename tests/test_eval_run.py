@@ -12,6 +12,7 @@ from tutor.api import Tutor
 from tutor.config import Settings
 from tutor.evaluation.answers import make_answer_row
 from tutor.evaluation.dataset import DatasetError, load_dataset
+from tutor.evaluation.judges import make_judge
 from tutor.evaluation.runner import EvalOptions, run
 from tutor.index import ingest
 
@@ -49,7 +50,8 @@ def _results(out: Path) -> list[dict]:
 def _answer_run(s: Settings, dataset: Path, out: Path) -> tuple[dict, list[dict]]:
     """Run (or resume) `dataset` into `out`, two questions at a time, lexical judge: (report, rows)."""
     opts = EvalOptions(dataset=dataset, out=out, concurrency=2, judge="lexical")
-    report = run(Tutor(s), opts, answer_row=make_answer_row(s, "lexical"))
+    judge = make_judge(s, "lexical")
+    report = run(Tutor(s), opts, answer_row=make_answer_row(judge), judge=judge)
     return report, _results(out)
 
 

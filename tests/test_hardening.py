@@ -95,7 +95,7 @@ def test_masking_helpers():
 def test_web_error_messages_hide_paths_urls_and_secrets():
     from tutor.index import IndexError_
     from tutor.llm.base import LLMError
-    from tutor.ui import error_message
+    from tutor.ui_render import error_message
 
     s = Settings(api_key=KEY, base_url=URL)
     msg = error_message(IndexError_("/home/ana/tutor/index/gen-1/tokens.jsonl is damaged (x): run `tutor ingest`"),
@@ -292,7 +292,7 @@ def test_eval_readers_keep_records_with_line_separators(tmp_path):
 
 def test_feedback_comment_is_capped_and_one_line(tmp_path):
     from tutor.records import Answer
-    from tutor.ui import FEEDBACK_COMMENT_MAX, append_feedback, feedback_record
+    from tutor.feedback import FEEDBACK_COMMENT_MAX, append_feedback, feedback_record
 
     ans = Answer("q", ODD, False, [], [])
     rec = feedback_record(Settings(), {"question": "q\u2028?", "answer": ans, "top_k": 5}, "up",

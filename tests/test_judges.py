@@ -12,7 +12,6 @@ from tutor.evaluation.judges import (
     LLMJudge,
     agreement,
     extract_numbers,
-    last_judge,
     make_judge,
     parse_verdict,
     yes_no_logodds,
@@ -99,7 +98,7 @@ def test_llm_judge_prompt_language_params_and_unparseable_count() -> None:
 # ---- factory and agreement -----------------------------------------------------------------
 def test_make_judge() -> None:
     j = make_judge(Settings(judge="lexical"))
-    assert isinstance(j, LexicalJudge) and j.name == "lexical" and last_judge("lexical") is j
+    assert isinstance(j, LexicalJudge) and j.name == "lexical"
     llm_j = make_judge(Settings(), "llm")  # no model loaded until the first question
     assert isinstance(llm_j, LLMJudge) and llm_j._llm is None and llm_j.describe()["kind"] == "llm"
     with pytest.raises(ValueError, match="unknown judge 'nli'"):

@@ -7,7 +7,7 @@ from dataclasses import fields
 
 from tutor.config import Settings
 from tutor.records import Answer, Chunk, Citation, Event, EventKind, Hit
-from tutor.ui import feedback_record
+from tutor.feedback import feedback_record
 
 CHUNK = Chunk("c1", "resnet.md", "notes/resnet.md", "ResNet", "ResNet › 残差", None, 0, 10, "残差连接让深层网络可以训练。")
 

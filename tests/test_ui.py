@@ -23,7 +23,9 @@ from types import SimpleNamespace
 import pytest
 
 from tutor.config import Settings
-from tutor.ui import append_feedback, error_message, highlight, render_answer, ui_lang
+from tutor.feedback import append_feedback
+from tutor.ui_render import error_message, highlight, render_answer
+from tutor.ui_text import ui_lang
 
 try:
     from ui_helpers import (CHROMIUM, CHROMIUM_ARGS, FAKE_REASONING, FAKE_TEXT, ROOT, AppProcess, FakeTutor,

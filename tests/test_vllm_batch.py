@@ -13,6 +13,7 @@ import pytest
 from tutor.api import Tutor
 from tutor.answer import Pending
 from tutor.evaluation.answers import make_answer_row, make_batch_answer
+from tutor.evaluation.judges import make_judge
 from tutor.evaluation.runner import EvalOptions, run
 from tutor.index import ingest
 from tutor.llm.base import GenParams
@@ -90,7 +91,7 @@ def test_eval_hands_all_prompts_to_vllm_in_one_call(env):
     assert {"v1", "v2", "v4"} <= set(answerable) and "v3" not in answerable
     out = root / "run"
     opts = EvalOptions(dataset=dataset, out=out, concurrency=8, judge="lexical")
-    report = run(tutor, opts, answer_row=make_answer_row(s, "lexical"), batch_answer=make_batch_answer(s, "lexical"))
+    report = run(tutor, opts, answer_row=make_answer_row(make_judge(s, "lexical")), batch_answer=make_batch_answer(make_judge(s, "lexical")))
 
     assert len(engine.calls) == 1, "one LLM.chat call for the whole eval"
     conversations, sampling = engine.calls[0]
@@ -110,7 +111,7 @@ def test_eval_hands_all_prompts_to_vllm_in_one_call(env):
     # resume: a lost row is answered again, alone, in a batch of one
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     (out / "results.jsonl").write_text("\n".join(x for x in lines if '"id": "v2"' not in x) + "\n", encoding="utf-8")
-    run(tutor, opts, answer_row=make_answer_row(s, "lexical"), batch_answer=make_batch_answer(s, "lexical"))
+    run(tutor, opts, answer_row=make_answer_row(make_judge(s, "lexical")), batch_answer=make_batch_answer(make_judge(s, "lexical")))
     assert len(engine.calls) == 2 and len(engine.calls[1][0]) == 1
     assert "multi-head" in engine.calls[1][0][0][-1]["content"]
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -686,22 +686,24 @@ def eval_cmd(
                      judge_backend=judge_backend, judge_base_url=judge_base_url, top_k=k, retrieval_mode=mode)
         out = out or Path("evals/runs") / f"{dataset.stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
         tutor = _make_tutor(s)
-        answer_row = batch_answer = None
+        answer_row = batch_answer = scoring_judge = None
         if not retrieval_only:
             from .evaluation.answers import make_answer_row
+            from .evaluation.judges import make_judge
             from .llm.base import backend_kind
 
-            answer_row = make_answer_row(s, s.judge)
+            scoring_judge = make_judge(s, s.judge)
+            answer_row = make_answer_row(scoring_judge)
             if backend_kind(s.backend) == "vllm":  # in-process vLLM: all prompts in one batch
                 from .evaluation.answers import make_batch_answer
 
-                batch_answer = make_batch_answer(s, s.judge)
+                batch_answer = make_batch_answer(scoring_judge)
         if baseline is not None:
             _check_baseline(baseline, dataset)
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
                            concurrency=concurrency, judge=s.judge)
         report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
-            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer))
+            tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer, judge=scoring_judge))
         _print_summary(report)
         if baseline is not None:
             base_out = _run_baseline(s, tutor, opts)
@@ -745,7 +747,8 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
         bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
         report = _run_with_progress("llama-index baseline", lambda progress: run(
             tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
-            answer_row=None if opts.retrieval_only else pipe.make_answer_row()))
+            answer_row=None if opts.retrieval_only else pipe.make_answer_row(),
+            judge=None if opts.retrieval_only else pipe.judge))
     _print_summary(report)
     append_baseline(Path(opts.out), base_out)
     return base_out

@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "TUTOR_"
 CONFIG_FILE = "tutor.toml"
+JUDGE_LABELS = Path("evals/datasets/judge_labels.jsonl")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Settings:
     data_dir: Path = Path(platformdirs.user_data_dir("tutor"))  # learner progress (progress.db); TUTOR_DATA overrides
     # embedding: a preset name, a local sentence-transformers folder or a hub id
     embedder: str = "multilingual-e5-small"
-    query_prompt: str | None = None  # None: take the preset's / model's own prompts
+    query_prompt: str | None = None  # None: the model folder's own prompt, else the preset's (embed_prompts.py)
     passage_prompt: str | None = None
     embed_batch_size: int = 8  # measured: 8 is ~3× faster than 32 on 2 CPU cores
     # "openvino" (fp32) | "openvino-bf16" (bf16 on CPUs with AMX: faster, ranks a little differently)
@@ -97,6 +98,7 @@ class Settings:
     judge_backend: str = "llamacpp"
     judge_model: str = "qwen2.5-coder-0.5b"
     judge_base_url: str = "http://127.0.0.1:8000/v1"
+    judge_labels: Path = JUDGE_LABELS  # hand labels the report measures the judge's agreement with
     # UI
     host: str = "127.0.0.1"
     port: int = 7860

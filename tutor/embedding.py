@@ -1,6 +1,7 @@
-"""The embedder: a sentence-transformers model with the right query/passage prompts, run on
-OpenVINO (fp32 or bf16), ONNX Runtime (int8) or torch (Settings.embed_backend). All but torch run
-an export made once into the model cache and verified against torch (tutor/onnx_backend.py).
+"""The embedder: a sentence-transformers model with its query/passage prompts (resolved once from
+the model folder, tutor/embed_prompts.py), run on OpenVINO (fp32 or bf16), ONNX Runtime (int8) or
+torch (Settings.embed_backend). All but torch run an export made once into the model cache and
+verified against torch (tutor/onnx_backend.py); they get the same prompts prepended.
 
 Loading is lazy and happens once per process; an index records `identity()` (model, prompts and
 backend) so a query is never embedded with a model other than the one that built the index.
@@ -22,17 +23,10 @@ from typing import Callable
 import numpy as np
 
 from .config import Settings
+from .embed_prompts import EmbedPrompts, model_prompts, resolve_prompts
 from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
 QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
-
-
-def _default_prompts(spec: str) -> tuple[str, str]:
-    if spec in EMBEDDER_PRESETS:
-        return EMBEDDER_PRESETS[spec][1], EMBEDDER_PRESETS[spec][2]
-    if "e5" in spec.lower():  # every e5 family model expects these prefixes
-        return "query: ", "passage: "
-    return "", ""
 
 
 class Embedder:
@@ -40,13 +34,12 @@ class Embedder:
         self.spec = settings.embedder
         self.backend = backend_id(settings.embed_backend)  # checked now: a typo fails before any work
         self.batch_size = max(1, settings.embed_batch_size)
-        q, p = _default_prompts(self.spec)
-        self.query_prompt = settings.query_prompt if settings.query_prompt is not None else q
-        self.passage_prompt = settings.passage_prompt if settings.passage_prompt is not None else p
+        self._prompt_settings = (settings.query_prompt, settings.passage_prompt)
+        self._prompts: EmbedPrompts | None = None
         self._home = settings.home
         self._progress = progress
         self._model = None
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()  # loading the model resolves the prompts too
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -58,6 +51,18 @@ class Embedder:
                 if self._model is None:
                     self._model = self._load()
         return self._model
+
+    @property
+    def prompts(self) -> EmbedPrompts:
+        """The query / passage prompts every backend uses: read once from the model folder (a
+        preset's folder is made on first use), settings and preset as embed_prompts.py says."""
+        if self._prompts is None:
+            with self._load_lock:
+                if self._prompts is None:
+                    location = resolve_embedder(self.spec, self._home, self._progress)
+                    preset = EMBEDDER_PRESETS[self.spec][1] if self.spec in EMBEDDER_PRESETS else None
+                    self._prompts = resolve_prompts(model_prompts(location), preset, *self._prompt_settings)
+        return self._prompts
 
     def _load(self):
         if self.backend != "torch":
@@ -77,7 +82,7 @@ class Embedder:
     def _load_export(self):
         from .onnx_backend import RUNTIMES, load_encoder
 
-        prompts = (self.query_prompt, self.passage_prompt)
+        prompts = (self.prompts.query, self.prompts.passage)
         target, precision = RUNTIMES[self.backend]
 
         def folder(redo: bool = False) -> Path:
@@ -107,16 +112,18 @@ class Embedder:
         return int(get())
 
     def identity(self) -> dict:
-        return {"spec": self.spec, "dim": self.dim, "query_prompt": self.query_prompt,
-                "passage_prompt": self.passage_prompt, "backend": self.backend}
+        return {"spec": self.spec, "dim": self.dim, "query_prompt": self.prompts.query,
+                "passage_prompt": self.prompts.passage, "backend": self.backend}
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        """One batch of already-prompted texts → normalised float32 vectors."""
+        """One batch of already-prompted texts → normalised float32 vectors. Every backend gets the
+        same text (what an export is verified on); prompt="" keeps sentence-transformers from
+        adding a model's default prompt on top."""
         model = self.model
         if self.backend != "torch":
             return model.encode(texts)
-        return model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
+        return model.encode(texts, prompt="", batch_size=len(texts), normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)
 
     def _encode(self, texts: list[str], prompt: str,
                 on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -132,7 +139,7 @@ class Embedder:
         return out
 
     def passages(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt, on_batch)
+        return self._encode(texts, self.prompts.passage, on_batch)
 
     def probe_batch_size(self, sizes: tuple[int, ...] = (16, 32, 64, 128, 256), n: int = 512) -> int:
         """On a GPU, set the batch size that embeds chunk-sized passages fastest (a few seconds;
@@ -147,7 +154,7 @@ class Embedder:
         for bs in sizes:
             try:
                 t0 = time.perf_counter()
-                self.model.encode(texts, prompt=self.passage_prompt or None, batch_size=bs,
+                self.model.encode(texts, prompt=self.prompts.passage, batch_size=bs,
                                   convert_to_numpy=True, show_progress_bar=False)
                 rate = n / (time.perf_counter() - t0)
             except RuntimeError:  # CUDA out of memory
@@ -157,7 +164,6 @@ class Embedder:
         self.batch_size = best
         return best
 
-
     def queries(self, texts: list[str]) -> np.ndarray:
         """Query vectors; repeated texts come from the LRU cache, the rest go through in one batch."""
         with self._cache_lock:
@@ -166,8 +172,9 @@ class Embedder:
                 self._cache.move_to_end(t)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            fresh = self._encode(missing, self.query_prompt) if len(missing) > self.batch_size else \
-                np.asarray(self._forward([self.query_prompt + t for t in missing]), dtype=np.float32)
+            prompt = self.prompts.query
+            fresh = self._encode(missing, prompt) if len(missing) > self.batch_size else \
+                np.asarray(self._forward([prompt + t for t in missing]), dtype=np.float32)
             with self._cache_lock:
                 for t, v in zip(missing, fresh):
                     v.flags.writeable = False

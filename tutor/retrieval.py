@@ -36,7 +36,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -58,6 +58,32 @@ class Ranked:
     rows: list[int]
     scores: list[float]
     weight: float = 1.0
+
+
+class Variant(NamedTuple):
+    """One form of the question that is searched: "q" the question, "x" it with its translation,
+    "p" one of its parts, "a" an alternate form (a follow-up's other standalone question)."""
+
+    kind: str
+    text: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What one search runs: the question's variants, through which retrievers (`mode`), with
+    `n` candidates per list, for `k` results; `hint_text` is what source / name boosts read."""
+
+    query: str
+    variants: tuple[Variant, ...]
+    mode: str
+    k: int
+    n: int
+    hint_text: str
+
+    def whole(self) -> list[int]:
+        """The variants that ask the whole question (not a part): the relevance gate's."""
+        return [i for i, v in enumerate(self.variants) if v.kind != "p"]
 
 
 def rrf(lists: list[Ranked], k: int = 60) -> list[tuple[int, float]]:
@@ -143,7 +169,7 @@ def check_question(question: str, settings: Settings) -> str:
 class Retriever:
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings):
         ident = index.manifest.get("embedder", {})
-        if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.query_prompt:
+        if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.prompts.query:
             raise EmbedderMismatch(
                 f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured",
                 "run `tutor ingest` to rebuild, or set the embedder back")
@@ -253,88 +279,104 @@ class Retriever:
         return Ranked([r for r, _ in pairs], [s for _, s in pairs])
 
     # ---- search ---------------------------------------------------------------------------------
-    def variants(self, query: str, alternates: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str, float]]:
-        """(kind, text, weight) of every query variant: "q" the question, "x" its translation,
-        "p" its parts (each with its own translation), "a" each alternate form of the question
-        (with its translation)."""
+    def variants(self, query: str, alternates: tuple[str, ...] | list[str] = ()) -> list[Variant]:
+        """Every query variant: the question, its translation, its parts (each with its own
+        translation), each alternate form of the question (with its translation)."""
         s = self.settings
-        out = [("q", query, 1.0)]
+        out = [Variant("q", query, 1.0)]
         if s.cross_lingual:
             extra = translate_terms(query)
             if extra:
                 # the translated question holds the question's own words too; the bare question
                 # only adds lists biased to its own language (weight 0 by default: not run)
-                out = [("q", query, s.original_weight)] if s.original_weight > 0 else []
-                out.append(("x", f"{query} {extra}", s.translated_weight))
+                out = [Variant("q", query, s.original_weight)] if s.original_weight > 0 else []
+                out.append(Variant("x", f"{query} {extra}", s.translated_weight))
         if s.split_parts:
             for part in split_parts(query, max(s.max_query_parts, 0)):
                 extra = translate_terms(part) if s.cross_lingual else ""
-                out.append(("p", f"{part} {extra}".strip(), s.part_weight))
+                out.append(Variant("p", f"{part} {extra}".strip(), s.part_weight))
         for alt in dict.fromkeys(a.strip() for a in alternates):
             if alt and alt != query and s.standalone_weight > 0:
                 extra = translate_terms(alt) if s.cross_lingual else ""
-                out.append(("a", f"{alt} {extra}".strip(), s.standalone_weight))
+                out.append(Variant("a", f"{alt} {extra}".strip(), s.standalone_weight))
         return out
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None,
-               alternates: tuple[str, ...] | list[str] = ()) -> SearchResult:
-        """Ranked hits for `query`; `alternates` are other forms of the same question (a
-        follow-up's rule-built standalone form) searched and fused with it."""
+    def plan(self, query: str, k: int | None = None, mode: str | None = None,
+             alternates: tuple[str, ...] | list[str] = ()) -> QueryPlan:
+        """The checked question and everything its search will run (ValueError on a bad mode)."""
         s = self.settings
         query = check_question(query, s)
         k = k or s.top_k
         mode = mode or s.retrieval_mode
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r} (expected one of {', '.join(MODES)})")
-        n = max(s.candidates, k)
+        return QueryPlan(query, tuple(self.variants(query, alternates)), mode, k, max(s.candidates, k),
+                         " ".join([query, *alternates]))
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               alternates: tuple[str, ...] | list[str] = ()) -> SearchResult:
+        """Ranked hits for `query`; `alternates` are other forms of the same question (a
+        follow-up's rule-built standalone form) searched and fused with it. The pipeline: plan
+        the variants → rank each through dense and / or BM25 → fuse → boost → diversify → gate."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        variants = self.variants(query, alternates)
+        plan = self.plan(query, k, mode, alternates)
+        lists, qvecs = self._rank(plan, timings)
+        fused = self._boosted(plan.hint_text, self._fuse(plan, lists))
+        chunks = self.index.chunks
+        s = self.settings
+        fused = diversify(fused, lambda row: chunks[row].file, plan.k, s.file_cap, s.top_k, s.lead_bonus)
+        hits = [Hit(chunks[row], score, rank, plan.mode) for rank, (row, score) in enumerate(fused, start=1)]
+        sim = self._gate(plan, qvecs, [row for row, _ in fused], timings)
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(plan.query, hits, timings, language(plan.query), sim)
 
+    def _rank(self, plan: QueryPlan, timings: dict[str, float]) -> tuple[list[Ranked], np.ndarray | None]:
+        """Each variant through the plan's retrievers, weighted (variant × retriever); the query
+        vectors too (None in BM25 mode), for the gate."""
+        s = self.settings
         lists: list[Ranked] = []
         qvecs = None
-        if mode in ("dense", "hybrid"):
+        if plan.mode in ("dense", "hybrid"):
             t = time.perf_counter()
-            qvecs = self.embedder.queries([text for _, text, _ in variants])
+            qvecs = self.embedder.queries([v.text for v in plan.variants])
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            w = s.dense_weight if mode == "hybrid" else 1.0
-            for (_, _, vw), ranked in zip(variants, self._dense(qvecs, n)):
-                lists.append(Ranked(ranked.rows, ranked.scores, w * vw))
+            w = s.dense_weight if plan.mode == "hybrid" else 1.0
+            for v, ranked in zip(plan.variants, self._dense(qvecs, plan.n)):
+                lists.append(Ranked(ranked.rows, ranked.scores, w * v.weight))
             timings["dense"] = (time.perf_counter() - t) * 1000
-        if mode in ("bm25", "hybrid"):
+        if plan.mode in ("bm25", "hybrid"):
             t = time.perf_counter()
-            w = s.bm25_weight if mode == "hybrid" else 1.0
-            for _, text, vw in variants:
-                ranked = self._bm25(tokenize(text), n)
-                lists.append(Ranked(ranked.rows, ranked.scores, w * vw))
+            w = s.bm25_weight if plan.mode == "hybrid" else 1.0
+            for v in plan.variants:
+                ranked = self._bm25(tokenize(v.text), plan.n)
+                lists.append(Ranked(ranked.rows, ranked.scores, w * v.weight))
             timings["bm25"] = (time.perf_counter() - t) * 1000
-        lists = [r for r in lists if r.rows]
-        if len(lists) == 1 and len(variants) == 1:  # a single list: keep its own scores
-            fused = list(zip(lists[0].rows, lists[0].scores))
-        else:
-            fused = rrf(lists, s.rrf_k)
-        fused = self._boosted(" ".join([query, *alternates]), fused)
-        chunks = self.index.chunks
-        fused = diversify(fused, lambda row: chunks[row].file, k, s.file_cap, s.top_k, s.lead_bonus)
-        hits = [Hit(chunks[row], score, rank, mode) for rank, (row, score) in enumerate(fused, start=1)]
-        # the relevance gate's input, in every mode: the dense cosine between the question (and its
-        # translation, not its parts) and the returned chunks. BM25 mode embeds the question for it
-        # alone (BM25 scores are not comparable across questions; the cosine is calibrated) and also
-        # counts the question's nearest chunks, so the gate asks "is this corpus about it?" as in
-        # dense mode, whatever BM25 happened to rank first.
-        whole = [i for i, (kind, _, _) in enumerate(variants) if kind != "p"]
-        rows = [row for row, _ in fused]
+        return [r for r in lists if r.rows], qvecs
+
+    def _fuse(self, plan: QueryPlan, lists: list[Ranked]) -> list[tuple[int, float]]:
+        """Weighted RRF of the lists; a single list of a single variant keeps its own scores."""
+        if len(lists) == 1 and len(plan.variants) == 1:
+            return list(zip(lists[0].rows, lists[0].scores))
+        return rrf(lists, self.settings.rrf_k)
+
+    def _gate(self, plan: QueryPlan, qvecs: np.ndarray | None, rows: list[int],
+              timings: dict[str, float]) -> float | None:
+        """The relevance gate's input, in every mode: the dense cosine between the question (and
+        its translation, not its parts) and the returned chunks. BM25 mode embeds the question for
+        it alone (BM25 scores are not comparable across questions; the cosine is calibrated) and
+        also counts the question's nearest chunks, so the gate asks "is this corpus about it?" as
+        in dense mode, whatever BM25 happened to rank first."""
+        whole = plan.whole()
         if qvecs is not None:
-            sim = self._similarity(qvecs[whole], rows)
-        else:
-            t = time.perf_counter()
-            gate_vecs = self.embedder.queries([variants[i][1] for i in whole])
-            nearest = {r for ranked in self._dense(gate_vecs, k) for r in ranked.rows}
-            sim = self._similarity(gate_vecs, rows + sorted(nearest - set(rows)))
-            timings["gate_embed"] = (time.perf_counter() - t) * 1000
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(query, hits, timings, language(query), sim)
+            return self._similarity(qvecs[whole], rows)
+        t = time.perf_counter()
+        gate_vecs = self.embedder.queries([plan.variants[i].text for i in whole])
+        nearest = {r for ranked in self._dense(gate_vecs, plan.k) for r in ranked.rows}
+        sim = self._similarity(gate_vecs, rows + sorted(nearest - set(rows)))
+        timings["gate_embed"] = (time.perf_counter() - t) * 1000
+        return sim
 
     def _similarity(self, qvecs: np.ndarray, rows: list[int]) -> float | None:
         """Best cosine between the question and the returned chunks: the relevance gate's input."""

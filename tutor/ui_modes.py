@@ -8,48 +8,13 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
 
 import gradio as gr
 
 from .records import heading_path
+from .ui_text import t as tx  # `t` is a loop variable here
 
 log = logging.getLogger("tutor.ui")
-
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "quiz_tab": "测验 / Quiz", "path_tab": "学习路线 / Path",
-        "topic": "主题（学习路线的编号或标题、任意问题，留空则从全部笔记出题）",
-        "n": "题数", "seed": "随机种子", "start": "出题", "answer": "你的答案", "check": "提交",
-        "next": "下一题", "none": "点“出题”开始测验。", "no_questions": "这个主题下没有找到可以出题的段落，换个主题试试。",
-        "q_of": "第 {i} / {n} 题", "correct": "✅ 正确", "partial": "🟡 部分正确", "wrong": "❌ 不对",
-        "missing": "还缺：", "source": "资料原文", "key": "答案", "done_quiz": "测验完成：得分 {s:.1f} / {n}。",
-        "progress": "学习进度", "no_progress": "还没有答题记录。", "topic_col": "主题", "attempts": "答题",
-        "right": "答对", "score": "平均分", "done": "完成", "refresh": "刷新", "mark_done": "标记完成",
-        "quiz_topic": "测验这一主题（3 题）", "pick": "选择主题", "passages": "笔记段落", "d2l": "d2l-zh 章节",
-        "papers": "论文", "path_intro": "学习路线按笔记自己的路线图排列（不增添主题）。",
-        "err": "⚠️ 出错了：{e}",
-    },
-    "en": {
-        "quiz_tab": "测验 / Quiz", "path_tab": "学习路线 / Path",
-        "topic": "Topic (a learning-path number or title, any question; empty: all the notes)",
-        "n": "Questions", "seed": "Seed", "start": "New quiz", "answer": "Your answer", "check": "Check",
-        "next": "Next question", "none": "Press “New quiz” to start.",
-        "no_questions": "No passage on this topic gave a question; try another topic.",
-        "q_of": "Question {i} of {n}", "correct": "✅ Correct", "partial": "🟡 Partly right", "wrong": "❌ Not quite",
-        "missing": "Missing: ", "source": "The source says", "key": "Answer", "done_quiz": "Quiz done: {s:.1f} / {n}.",
-        "progress": "Progress", "no_progress": "No attempts yet.", "topic_col": "Topic", "attempts": "Attempts",
-        "right": "Correct", "score": "Mean score", "done": "Done", "refresh": "Refresh", "mark_done": "Mark done",
-        "quiz_topic": "Quiz this topic (3 questions)", "pick": "Choose a topic", "passages": "Note passages",
-        "d2l": "d2l-zh chapters", "papers": "Papers",
-        "path_intro": "The path follows the notes' own roadmaps (no topic is added).", "err": "⚠️ Something went wrong: {e}",
-    },
-}
-
-
-def tx(lang: str, key: str, **kw: Any) -> str:
-    s = TEXT["en" if lang == "en" else "zh"][key]
-    return s.format(**kw) if kw else s
 
 
 def marked(text: str) -> str:

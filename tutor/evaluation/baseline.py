@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -29,6 +30,7 @@ from .metrics import first_hit_rank
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from .judges import Judge
 
 NAME = "llamaindex"
 TOP_N = 10  # retrieval depth scored (hit@1…10), as for the tutor
@@ -81,8 +83,8 @@ def embed_model(settings: "Settings"):
     e = Embedder(settings)
     location = resolve_embedder(settings.embedder, settings.home)
     kw = {"local_files_only": True} if isinstance(location, Path) else {}
-    return HuggingFaceEmbedding(model_name=str(location), query_instruction=e.query_prompt or None,
-                                text_instruction=e.passage_prompt or None, **kw)
+    return HuggingFaceEmbedding(model_name=str(location), query_instruction=e.prompts.query or None,
+                                text_instruction=e.prompts.passage or None, **kw)
 
 
 def _fingerprint(settings: "Settings") -> str:
@@ -195,12 +197,18 @@ class LlamaIndexBaseline:
                 "tags": item.tags, "mode": NAME, "hits": hits, "ranks": {NAME: rank},
                 "search_ms": {NAME: round(ms, 2)}, "pipeline": NAME}
 
+    @cached_property
+    def judge(self) -> Judge:
+        """The baseline's own judge (made when it answers: retrieval-only runs need none)."""
+        from .judges import make_judge
+
+        return make_judge(self.settings, self.judge_name)
+
     def make_answer_row(self) -> Callable:
         from ..llm.base import LLMError
         from .answers import ANSWER_FIELDS, _empty_scores, score_answer
-        from .judges import make_judge
 
-        judge = make_judge(self.settings, self.judge_name)
+        judge = self.judge
 
         def answer_row(tutor, item: EvalItem, row: dict) -> dict:
             row = dict(row, judge=judge.name)

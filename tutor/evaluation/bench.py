@@ -29,6 +29,7 @@ from typing import Callable
 from .. import jsonl
 from .answers import make_answer_row
 from .dataset import EvalItem
+from .judges import make_judge
 from .metrics import aggregate, percentile
 from .tables import fmt, md_table
 
@@ -156,7 +157,7 @@ def run_bench(tutor, items: list[EvalItem], levels: list[int], out: Path, *, jud
               say: Callable[[str], None] = print) -> dict:
     """Warm up once, then each level in turn; returns the bench report (also written to `out`)."""
     out.mkdir(parents=True, exist_ok=True)
-    answer_row = make_answer_row(tutor.settings, judge)
+    answer_row = make_answer_row(make_judge(tutor.settings, judge))
     report = {"info": {**(info or {}), "items": len(items), "levels": levels, "judge": judge,
                        "gpus": gpu_info(), "cpus": os.cpu_count(), "load_avg_start": _load()},
               "levels": []}

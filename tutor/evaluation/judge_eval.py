@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .metrics import cohen_kappa
+from .metrics import cohen_kappa, round4
 
 REQUIRED = {"id": str, "claim": str, "passages": list, "supported": bool}
 OPTIONAL = {"question": str, "lang": str, "kind": str, "source": str, "origin": str, "note": str}
@@ -68,10 +68,10 @@ def stats(truth: list[bool], pred: list[bool]) -> dict:
     tn = n - tp - fp - fn
     prec = tn / (tn + fn) if tn + fn else None
     rec = tn / (tn + fp) if tn + fp else None
-    return {"n": n, "accuracy": _r((tp + tn) / n) if n else None, "kappa": _r(cohen_kappa(truth, pred)),
+    return {"n": n, "accuracy": round4((tp + tn) / n) if n else None, "kappa": round4(cohen_kappa(truth, pred)),
             "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "unsupported_precision": _r(prec), "unsupported_recall": _r(rec),
-            "unsupported_f1": _r(2 * prec * rec / (prec + rec)) if prec and rec else (0.0 if prec is not None
+            "unsupported_precision": round4(prec), "unsupported_recall": round4(rec),
+            "unsupported_f1": round4(2 * prec * rec / (prec + rec)) if prec and rec else (0.0 if prec is not None
                                                                                         and rec is not None else None)}
 
 
@@ -87,9 +87,9 @@ def report(labels: list[dict], pred: list[bool], seconds: float | None = None,
     out["by_lang"] = _group(labels, truth, pred, lang_of)
     out["by_kind"] = _group(labels, truth, pred, lambda d: d.get("kind") or "unlabelled")
     inv = [i for i, d in enumerate(labels) if d.get("kind") in INVENTED_KINDS and not truth[i]]
-    out["invented_unsupported_recall"] = _r(sum(not pred[i] for i in inv) / len(inv)) if inv else None
+    out["invented_unsupported_recall"] = round4(sum(not pred[i] for i in inv) / len(inv)) if inv else None
     out["invented_n"] = len(inv)
-    out["ms_per_claim"] = _r(seconds * 1000 / len(labels)) if seconds is not None and labels else None
+    out["ms_per_claim"] = round4(seconds * 1000 / len(labels)) if seconds is not None and labels else None
     dis = []
     for d, t, p in zip(labels, truth, pred):
         if t != p and len(dis) < n_disagreements:
@@ -167,8 +167,8 @@ def cross_validate(labels: list[dict], scores: list[float], k: int = 5) -> dict:
         cuts.append(cut)
         for i in test:
             pred[i] = scores[i] >= cut
-    return {"folds": k, "threshold": _r(best_threshold(scores, truth)),
-            "fold_thresholds": [_r(c) for c in cuts], "pred": pred, **stats(truth, pred)}
+    return {"folds": k, "threshold": round4(best_threshold(scores, truth)),
+            "fold_thresholds": [round4(c) for c in cuts], "pred": pred, **stats(truth, pred)}
 
 
 def load(path: Path | str) -> list[dict]:
@@ -186,8 +186,6 @@ def load(path: Path | str) -> list[dict]:
     return check_labels(rows, p)
 
 
-def _r(x: float | None) -> float | None:
-    return round(x, 4) if x is not None else None
 
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -212,7 +210,7 @@ def evaluate(settings, name: str | None, labels: list[dict], calibrate: bool = F
 
 
 def agreement_md(out: dict) -> str:
-    from .answers import fmt, md_table
+    from .tables import fmt, md_table
 
     j = out["judge"]
     who = j["name"] + (f" ({j.get('backend')}/{j.get('model')}, {j.get('mode')})" if j.get("model") else "")

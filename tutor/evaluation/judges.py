@@ -521,13 +521,9 @@ class LLMJudge(Judge):
 
 
 # ---- factory and agreement ------------------------------------------------------------------
-_MADE: dict[str, Judge] = {}
-_MADE_LOCK = threading.Lock()
-
-
 def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
-    """The judge called `name` (default: settings.judge). The last one made per name is kept, so
-    the report can measure agreement with the very instance (and cache) that scored the run."""
+    """The judge called `name` (default: settings.judge). A run makes one and hands it to the
+    answer scorers and the report, which measures agreement with that very instance."""
     name = (name or (settings.judge if settings else "lexical")).strip().lower()
     if name == "lexical":
         judge: Judge = LexicalJudge()
@@ -539,14 +535,7 @@ def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
         judge = LLMJudge(settings)
     else:
         raise ValueError(f"unknown judge {name!r}: choose {' or '.join(JUDGES)}")
-    with _MADE_LOCK:
-        _MADE[name] = judge
     return judge
-
-
-def last_judge(name: str) -> Judge | None:
-    with _MADE_LOCK:
-        return _MADE.get(name)
 
 
 def load_labels(path: Path) -> list[dict]:
@@ -568,7 +557,3 @@ def agreement(judge: Judge, labels: list[dict]) -> dict:
         def why(d: dict) -> str:
             return judge.explain(d["claim"], [p for p in d["passages"] if p.strip()], d.get("question")).why
     return report(labels, pred, secs, why)
-
-
-def _r(x: float | None) -> float | None:
-    return round(x, 4) if x is not None else None

@@ -65,6 +65,11 @@ def mean(xs: Iterable[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def round4(x: float | None) -> float | None:
+    """A figure as reports show it: four decimals (None stays None)."""
+    return round(x, 4) if x is not None else None
+
+
 def percentile(xs: list[float | None], p: float) -> float | None:
     """numpy's (linearly interpolated) percentile of the values that are not None; None if none are."""
     xs = [x for x in xs if x is not None]

@@ -53,7 +53,7 @@ def write_reports(out: Path, report: dict, items: list[EvalItem], rows: list[dic
           + (f" ({report['resumed_items']} resumed)" if report.get("resumed_items") else "") + ".\n",
           "Settings: " + ", ".join(f"`{k}={v}`" for k, v in sig.items() if v is not None) + "\n"]
     if "answers" in report:
-        from .answers import answers_md
+        from .answer_md import answers_md
 
         md.append(answers_md(report, items, rows))
     if "multiturn" in report:

@@ -13,13 +13,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import jsonl
 from ..errors import RunError
 from .dataset import EvalItem, is_multiturn, load_conversations, load_dataset
 from .metrics import aggregate, first_hit_rank, latency_summary, retrieval_scores
 from .signature import differences, run_signature
+
+if TYPE_CHECKING:
+    from .judges import Judge
 
 RESULTS, REPORT_JSON, REPORT_MD, RUN_JSON = "results.jsonl", "report.json", "report.md", "run.json"
 MODES = ("dense", "bm25", "hybrid")
@@ -65,13 +68,14 @@ def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: t
 
 def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = None,
         answer_row: Callable | None = None, retrieval: Callable | None = None,
-        batch_answer: Callable | None = None) -> dict:
+        batch_answer: Callable | None = None, judge: Judge | None = None) -> dict:
     """Run (or resume) an eval; returns the report dict. `answer_row(tutor, item, row)` adds the
     answer-side fields and scores (the full eval); retrieval-only runs leave it None.
     `retrieval(tutor, item)` makes an item's retrieval row (default: the tutor's, every mode).
     `batch_answer(tutor, [(item, row), ...])` (a batching backend, single-turn datasets): the
     retrieval rows of all pending items are made first, then it yields the finished rows, its
-    model call being one batch; rows are written as they come and put in item order at the end."""
+    model call being one batch; rows are written as they come and put in item order at the end.
+    `judge`: the one the answer callables score with (the report measures that very instance)."""
     retrieval = retrieval or retrieval_row
     convs = None
     if is_multiturn(opts.dataset):
@@ -146,14 +150,16 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         tmp = results_path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(jsonl.dumps(r) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(results_path)
-    report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo))
+    report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo), judge=judge,
+                          labels=tutor.settings.judge_labels)
     from .report import write_reports
 
     write_reports(out, report, items, rows)
     return report
 
 
-def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: float, resumed: int) -> dict:
+def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: float, resumed: int,
+                 judge: Judge | None = None, labels: Path | None = None) -> dict:
     report: dict = {"signature": sig, "n_items": len(items), "resumed_items": resumed,
                     "wall_time_s": round(wall_s, 2), "retrieval": {}}
     seen = {m for r in rows for m in r.get("ranks") or {}}
@@ -163,9 +169,9 @@ def build_report(items: list[EvalItem], rows: list[dict], sig: dict, wall_s: flo
     search_ms = [r["search_ms"].get(r["mode"]) for r in rows if r.get("search_ms")]
     report["latency_ms"] = {"search": latency_summary([x for x in search_ms if x is not None])}
     if rows and "scores" in rows[0]:
-        from .answers import answer_report
+        from .answer_report import answer_report
 
-        report.update(answer_report(items, rows, wall_s=wall_s, resumed=resumed))
+        report.update(answer_report(items, rows, wall_s=wall_s, resumed=resumed, labels_path=labels, judge=judge))
     if rows and "turn" in rows[0]:
         from .multiturn import multiturn_report
 

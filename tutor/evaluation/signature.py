@@ -19,7 +19,7 @@ from ..masking import mask_url
 # cannot change a run's results: paths (the index's content is what is searched), the web UI,
 # secrets, how long or how often to retry, the llama.cpp CPU probe, and the quiz modes
 NOT_RESULTS = frozenset({
-    "corpus_dir", "index_dir", "home", "data_dir", "feedback_path", "host", "port", "auth", "api_key",
+    "corpus_dir", "index_dir", "home", "data_dir", "feedback_path", "judge_labels", "host", "port", "auth", "api_key",
     "timeout_s", "retries", "llama_probe", "quiz_llm_phrasing", "quiz_llm_grader",
 })
 # only change results when the run answers (retrieval-only runs load no model and no judge)
