@@ -24,8 +24,8 @@ from .llm.base import LLM
 from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import (MARKER, clip, figure_values, figures, normalise, normalise_citations, parse_citations,
-                   split_sentences, terms)
+from .text import (MARKER, PLACEHOLDER, clip, figure_values, figures, normalise, normalise_citations,
+                   parse_citations, split_sentences, terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -36,8 +36,6 @@ _SCAFFOLD = re.compile(r"</?(?:sources?|question|evidence)\b[^>]*>", re.I)
 _ECHO_LINE = re.compile(r"^\s*(?:问题[:：]|question:|资料\s*\[\d+\]|source \[\d+\]|请根据以上资料|using the sources above"
                         r"|请用|answer in one)", re.I | re.M)
 ATTRIBUTION_MIN = 0.35
-# a citation placeholder copied from the prompt's wording instead of a number: "[资料来源]", "[编号]", "[source]"
-_PLACEHOLDER = re.compile(r"[ \t]*[\[［【]\s*(?:编号|n|资料(?:来源)?|来源|出处|sources?|citation|ref)\s*[\]］】]", re.I)
 
 # the canary in any spelling a model might produce: spaced, case-changed, other separators,
 # or its hex part alone
@@ -62,7 +60,7 @@ def clean_answer(text: str, question: str = "") -> str:
     text = _SCAFFOLD.sub("", text)
     text = "\n".join(ln for ln in text.splitlines() if not _ECHO_LINE.match(ln))
     text = re.sub(r"^\s*(?:assistant|助教|回答|答案|answer)\s*(?:[:：]\s*|\s+)", "", text, flags=re.I)
-    text = _PLACEHOLDER.sub("", text)
+    text = PLACEHOLDER.sub("", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

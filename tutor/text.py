@@ -138,6 +138,8 @@ MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,�
                     re.I)
 _MARKERS_AHEAD = re.compile(r"(?:\s*(?:" + MARKER.pattern + r"))+", re.I)
 _MAX_RANGE = 20  # "[1-999]" is a typo, not 999 citations
+# a citation with a word where its number belongs, copied from the prompt's wording: "[资料来源]", "[编号]", "[source]"
+PLACEHOLDER = re.compile(r"[ \t]*[\[［【]\s*(?:编号|n|资料(?:来源)?|来源|出处|sources?|citation|ref)\s*[\]］】]", re.I)
 
 
 def marker_numbers(body: str) -> list[int]:

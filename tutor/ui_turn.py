@@ -45,7 +45,7 @@ def content_text(msg: Any) -> str:
     return ""
 
 
-def _one_line(text: str, n: int = 120) -> str:
+def _title_line(text: str, n: int = 120) -> str:
     """A short single line for a title (a rewritten follow-up), made safe like an answer."""
     return safe_markdown(clip(text, n))
 
@@ -98,7 +98,7 @@ class TurnView:
                 self.chat[self.answer_i] = {"role": "assistant", "content": stage_text(lang, ev.text)}
         elif ev.kind == "rewritten":
             self._insert({"role": "assistant", "content": safe_markdown(ev.text),
-                          "metadata": {"title": t(lang, "rewritten", q=_one_line(ev.text)), "status": "done"}})
+                          "metadata": {"title": t(lang, "rewritten", q=_title_line(ev.text)), "status": "done"}})
         elif ev.kind == "sources":
             self.hits = list(ev.hits)
             return render_turn_sources(self.turn, self.question, self.hits, lang)
