@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def onnx_embedder(base_settings):
     return e
 
 
-SETTING = {"openvino": "openvino", "openvino-bf16": "openvino-bf16", "onnx-int8": "onnx"}  # id → setting
+SETTING = {"openvino": "openvino", "openvino-bf16": "openvino-bf16", "openvino-int8": "openvino-int8",
+           "onnx-int8": "onnx"}  # id → setting
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,18 @@ def bf16_embedder(base_settings, embedder):
     return e
 
 
+@pytest.fixture(scope="module")
+def ov_int8_embedder(base_settings):
+    """OpenVINO static int8 (NNCF, calibrated on the shipped texts: ~2 min once per machine)."""
+    e = Embedder(base_settings.replace(embed_backend="openvino-int8"))
+    e.model
+    return e
+
+
 @pytest.fixture(params=list(SETTING))
-def exported(request, embedder, bf16_embedder, onnx_embedder):
-    return {"openvino": embedder, "openvino-bf16": bf16_embedder, "onnx-int8": onnx_embedder}[request.param]
+def exported(request, embedder, bf16_embedder, ov_int8_embedder, onnx_embedder):
+    return {"openvino": embedder, "openvino-bf16": bf16_embedder, "openvino-int8": ov_int8_embedder,
+            "onnx-int8": onnx_embedder}[request.param]
 
 
 def test_default_backend_is_openvino(embedder):
@@ -60,7 +71,7 @@ def test_default_backend_is_openvino(embedder):
 
 
 def test_unknown_backend_is_one_clear_error(base_settings):
-    with pytest.raises(ModelError, match=r"unknown embed_backend 'tensorrt' \(expected one of openvino, openvino-bf16, onnx, torch\)"):
+    with pytest.raises(ModelError, match=r"unknown embed_backend 'tensorrt' \(expected one of openvino, openvino-bf16, openvino-int8, onnx, torch\)"):
         Embedder(base_settings.replace(embed_backend="tensorrt"))
 
 
@@ -95,7 +106,7 @@ def test_verify_rejects_an_export_that_disagrees(onnx_embedder, torch_embedder):
 
 
 def test_exported_backends_agree_with_torch(exported, torch_embedder):
-    floor = {"openvino": 0.9999, "openvino-bf16": 0.999, "onnx-int8": 0.99}[exported.backend]
+    floor = {"openvino": 0.9999, "openvino-bf16": 0.999, "openvino-int8": 0.99, "onnx-int8": 0.99}[exported.backend]
     for vecs, ref in ((exported.passages(TEXTS), torch_embedder.passages(TEXTS)),
                       (exported.queries(TEXTS), torch_embedder.queries(TEXTS))):
         assert vecs.shape == ref.shape == (len(TEXTS), 384) and vecs.dtype == np.float32
@@ -205,3 +216,15 @@ def test_damaged_export_is_exported_again(tmp_path, base_settings, embedder):
     assert (bad / "model.bin").stat().st_size > 100_000_000 and (bad / "model.xml").stat().st_size > 100_000
     assert not list(bad.parent.glob(".tmp-export-*")) and not list(bad.parent.glob(".old-*"))
     assert np.sum(vecs * embedder.passages(TEXTS), axis=1).min() > 0.999
+
+
+def test_calibration_texts_are_shipped_with_both_prompts():
+    """The int8 export measures activation ranges on package data: zh and en, queries and passages,
+    each with its own prompt — present in an installed package, not only in a checkout."""
+    texts = onnx_backend.calibration_texts(("query: ", "passage: "))
+    assert len(texts) >= 200
+    queries = [t for t in texts if t.startswith("query: ")]
+    passages = [t for t in texts if t.startswith("passage: ")]
+    assert len(queries) >= 50 and len(passages) >= 150 and len(queries) + len(passages) == len(texts)
+    assert any(re.search(r"[\u4e00-\u9fff]", t) for t in passages)
+    assert any(re.fullmatch(r"passage: [\x00-\x7f]+", t) for t in passages)

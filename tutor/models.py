@@ -211,12 +211,12 @@ def _materialise_e5(home: Path, progress: Progress | None) -> Path:
 # Settings.embed_backend → what runs it, as an index records it ("backend" in the embedder identity:
 # a switch re-embeds the corpus). The exports these run are made once into the model cache
 # (tutor/onnx_backend.py: RUNTIMES); the default is chosen by the numbers in README "Numbers".
-EMBED_BACKENDS: dict[str, str] = {"openvino": "openvino", "openvino-bf16": "openvino-bf16", "onnx": "onnx-int8",
-                                  "torch": "torch"}
+EMBED_BACKENDS: dict[str, str] = {"openvino": "openvino", "openvino-bf16": "openvino-bf16",
+                                  "openvino-int8": "openvino-int8", "onnx": "onnx-int8", "torch": "torch"}
 
 
 def backend_id(backend: str) -> str:
-    """The backend id ("openvino", "openvino-bf16", "onnx-int8", "torch") of a Settings.embed_backend
+    """The backend id ("openvino", "openvino-bf16", "openvino-int8", "onnx-int8", "torch") of a Settings.embed_backend
     value (ModelError if unknown)."""
     if backend not in EMBED_BACKENDS:
         raise ModelError(f"unknown embed_backend {backend!r} (expected one of {', '.join(EMBED_BACKENDS)})")
