@@ -1,10 +1,11 @@
 """The chat's event → messages rendering (tutor/ui_turn.py, tutor/ui_session.py), without a browser."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tutor.records import Answer, Chunk, Citation, Event, Evidence, Hit
-from tutor.ui_render import render_sources_panel
+from tutor.ui_render import render_answer, render_sources_panel
 from tutor.ui_session import Session
 from tutor.ui_text import t
 from tutor.ui_turn import ANSWER_MARK, TurnView, stage_text, stop_mark
@@ -152,3 +153,17 @@ def test_static_page_files_are_package_data() -> None:
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
     assert set(data["tutor"]) >= {"static/*.css", "static/*.js"}
     assert ".src-card" in ui.CSS and "tutorShowSource" in ui.CITE_JS and "q-counter" in ui.COUNTER_JS
+
+
+def test_rendered_markdown_loads_and_links_nothing_outside_the_page():
+    """Model text through `render_answer`, then through a CommonMark renderer (markdown-it, which
+    Gradio's stack installs): no src or href leaves the page — reference definitions hidden in a
+    quote, a list item or both included."""
+    from markdown_it import MarkdownIt
+
+    from ui_helpers import HOSTILE_TEXT
+
+    html = MarkdownIt("commonmark").render(render_answer(HOSTILE_TEXT.format(url="//tracker.invalid"), 0, 2))
+    links = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert links and all(link.startswith("#src-0-") for link in links), links
+    assert "[q]:" in html and "[l]:" in html  # the definitions are shown as text, defining nothing

@@ -109,7 +109,8 @@ FAKE_REASONING = "Let me check source one. HIDDEN-REASONING-42"
 HOSTILE_TEXT = ("Residual connections help [1]. ![pixel]({url}/pixel.png) Read more at [the official guide]"
                 "({url}/phish) or {url}/bare or www.example.invalid/x or mail admin@example.invalid. "
                 "<img src=\"{url}/raw.png\"> <a href=\"{url}/raw-link\">raw link</a> "
-                "[ref-link][r]\n\n[r]: {url}/ref\n\nCode stays code: `<b>bold</b>` [1].")
+                "[ref-link][r]\n\n[r]: {url}/ref\n\n> [q]: {url}/quoted.png\n\n![q]\n\nsee [q]\n\n- [l]: {url}/listed\n\n"
+                "1. > [n]: {url}/nested.png\n\n![n]\n\nsee [l]\n\nCode stays code: `<b>bold</b>` [1].")
 FAKE_TEXT = ("Residual connections let very deep networks train [1]. "
              "A residual block adds the input to the output of two convolution layers [2].")
 

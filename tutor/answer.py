@@ -236,7 +236,7 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
     t1 = time.perf_counter()
     first = None
     raw, reasoning, n_tokens, n_thinking = [], [], 0, 0
-    guard = _StreamGuard()
+    guard, thinking_guard = _StreamGuard(), _StreamGuard()  # a canary split across pieces is caught too
     for delta in llm.stream(messages, params):
         if first is None:
             first = time.perf_counter()
@@ -245,7 +245,9 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
         if delta.reasoning:
             n_thinking += 1
             reasoning.append(delta.reasoning)
-            yield Event("reasoning", text=redact(delta.reasoning))
+            shown = thinking_guard.feed(delta.reasoning)
+            if shown:
+                yield Event("reasoning", text=shown)
         if delta.text:
             raw.append(delta.text)
             shown = guard.feed(delta.text)

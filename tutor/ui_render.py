@@ -94,7 +94,9 @@ def render_evidence(units: list[Evidence], turn: int) -> str:
 _MD_CODE = re.compile(r"(```[\s\S]*?(?:```|$)|~~~[\s\S]*?(?:~~~|$)|`[^`\n]+`)")
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\s*(?:\([^)]*\)?|\[[^\]]*\])")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\s*\(([^)]*)\)")
-_MD_REF_DEF = re.compile(r"^( {0,3})\[([^\]]+)\]:", re.M)
+# a link reference definition may open a line, a quote ("> [x]: url") or a list item ("- [x]: url"):
+# the colon of every "[label]:" becomes an entity, so none of them defines anything
+_MD_REF_DEF = re.compile(r"\[([^\]\n]+)\]:")
 _MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _MD_URL = re.compile(r"\b(?:https?|ftps?|file|data|javascript|vbscript|mailto):[^\s<>()\[\]`]+"
                      r"|\bwww\.[^\s<>()\[\]`]+|[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+", re.I)
@@ -107,7 +109,7 @@ def safe_markdown(text: str) -> str:
         s = _MD_TAG.sub("&lt;", parts[i])
         s = _MD_IMAGE.sub(lambda m: m.group(1), s)
         s = _MD_LINK.sub(lambda m: f"[{m.group(1)}]" if m.group(1).strip().isdigit() else m.group(1), s)
-        s = _MD_REF_DEF.sub(r"\1\\[\2]:", s)
+        s = _MD_REF_DEF.sub(r"[\1]&#58;", s)
         parts[i] = _MD_URL.sub(lambda m: f"`{m.group(0)}`", s)
     return "".join(parts)
 
