@@ -27,7 +27,7 @@ import numpy as np
 from .glossary import language, translate_terms
 from .lexical import tokenize
 from .retrieval import SOURCE_HINTS
-from .text import STOPWORDS, figure_values, figures, names, normalise, split_sentences, units
+from .text import STOPWORDS, figure_values, figures, names, normalise, split_sentences, units, visible
 from .records import Evidence as Unit, Hit
 
 # a question asking for a quantity / a date: the evidence must carry a figure
@@ -55,6 +55,8 @@ _UNIT_ALIASES = {"美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美�
                  "比例": ("%",), "百分比": ("%",), "percentage": ("%",), "percent": ("%",), "fraction": ("%",)}
 _BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, answers "多长/how long" too
 _YEAR_VALUE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+_FIGURE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
+_LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
 _BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about
 _GENERIC = frozenset("模型 model models 方法 method 论文 paper 笔记 notes note 问题 介绍 作用 什么 主要 "
@@ -200,8 +202,11 @@ def candidates(hits: list[Hit]) -> list[Unit]:
         t = h.chunk.text
         k = 0
         for sp in units(t):
-            if sp.kind in ("heading", "header") or _BARE_MARKER.fullmatch(t[sp.start:sp.end]):
-                continue  # a bare list number ("1.") or rule: a slot in the prompt that says nothing
+            text = t[sp.start:sp.end]
+            if sp.kind in ("heading", "header") or _BARE_MARKER.fullmatch(visible(text)) or \
+                    _FIGURE.fullmatch(text) or _LABEL.fullmatch(text):
+                continue  # says nothing on its own: a list number ("1."), a rule, a bare ":label:`x`",
+                # a bold label ("**残差连接**:") or a figure the model cannot see ("![caption](img.svg)")
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
             out.append(Unit(i, h, h.chunk.start + sp.start, h.chunk.start + sp.end, t[sp.start:sp.end],
                             sp.kind, ctx, 0.0, k))

@@ -133,8 +133,8 @@ def _is_abbrev(before: str) -> bool:
 
 # ---- citation markers ----------------------------------------------------------------------------
 
-# [1] [1,2] [1, 3] [1-3] 【2】 ［１］ [^4] [来源1] [source 2] — every shape small models produce
-MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–—~]+\s*\d{1,3})*)\s*[\]］】]",
+# [1] [1,2] [1, 3] [1-3] 【2】 ［１］ [^4] [来源1] [资料1] [source 2] — every shape small models produce
+MARKER = re.compile(r"[\[［【]\s*(?:\^|来源|资料|source\s*)?\s*(\d{1,3}(?:\s*[,，、\-–—~]+\s*\d{1,3})*)\s*[\]］】]",
                     re.I)
 _MARKERS_AHEAD = re.compile(r"(?:\s*(?:" + MARKER.pattern + r"))+", re.I)
 _MAX_RANGE = 20  # "[1-999]" is a typo, not 999 citations
@@ -347,6 +347,17 @@ def normalise(text: str) -> str:
 
 
 # ---- display -------------------------------------------------------------------------------------
+
+# what a reader of the rendered page never sees: d2l/Sphinx roles (":label:`fig_x`", ":numref:`x`",
+# ":cite:`x`") and the targets of images and links (their alt text / link text stays)
+_ROLE = re.compile(r":\w+:`[^`]*`")
+_TARGET = re.compile(r"(!?\[[^\]]*\])\([^)]*\)")
+
+
+def visible(text: str) -> str:
+    """`text` without markup a reader never sees (see above)."""
+    return _TARGET.sub(r"\1", _ROLE.sub("", text))
+
 
 def clean_heading(s: str) -> str:
     """A heading's words without markdown emphasis or code marks (`**ResNet**` → ResNet)."""
