@@ -134,3 +134,18 @@ def test_ask_json_carries_the_evidence(notes_tutor: Tutor, monkeypatch) -> None:
     assert any("3.57" in e["text"] for e in ev)
     assert not out["refused"] and "3.57" in out["answer"]  # the model's words, or the quoted unit
     assert out["timings_ms"]["select"] > 0  # reported (targets live in the eval reports, not here)
+
+
+def test_units_that_say_nothing_on_their_own_are_not_candidates():
+    """A figure the model cannot see, a bold label and a bare d2l role take a prompt slot and teach
+    nothing: they are never candidates; the sentence beside them is."""
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+    from tutor.text import citations_in
+
+    text = ("![多头注意力：多个头连结然后线性变换](../img/mha.svg)\n:label:`fig_mha`\n\n"
+            "**残差连接 (Residual Connection)**:\n\n每一个注意力汇聚都被称作一个头（head）。")
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    got = [u.text for u in candidates([hit])]
+    assert got == ["每一个注意力汇聚都被称作一个头（head）。"]
+    assert citations_in("卷积窗口是 11×11 [资料1]，见资料[2]。") == [1, 2]
