@@ -208,7 +208,7 @@ def error_message(e: BaseException, lang: str, settings: Settings | None = None)
         return t(lang, "err_too_long", n=f"{e.length:,}", limit=f"{e.limit:,}")
     if isinstance(e, IndexMissing):
         return t(lang, "err_no_index")
-    msg = public_message(" ".join(str(e).split()), settings)[:400]
+    msg = public_message(" ".join(str(e).split()), settings)[:800]  # the crash line + its fix fit
     if isinstance(e, IndexError_):
         return t(lang, "err_index", e=msg)
     if isinstance(e, LLMError):

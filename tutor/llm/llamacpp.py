@@ -40,9 +40,7 @@ class LlamaCppLLM(LLM):
         if settings.llama_probe:
             from tutor.llm.probe import probe
 
-            if progress:
-                progress(f"checking that llama.cpp runs {self.path.name} on this CPU…")
-            probe(self.path, settings.home, settings.n_threads)  # cached after the first time
+            probe(self.path, settings.home, settings.n_threads, progress=progress)  # cached after the first time
         if progress:
             progress(f"loading {self.path.name}…")
         try:

@@ -81,7 +81,7 @@ def child_command(model: Path, n_threads: int | None) -> list[str]:
 
 
 def probe(model: Path, home: Path, n_threads: int | None = None, timeout_s: float = 300.0,
-          command: list[str] | None = None, force: bool = False) -> dict:
+          command: list[str] | None = None, force: bool = False, progress=None) -> dict:
     """Run (or recall) the probe for `model`; return its cache entry, raise `ModelCrashed` when
     the child died on a signal. `command` replaces the child (tests make it crash for real)."""
     key = build_key(model)
@@ -91,6 +91,8 @@ def probe(model: Path, home: Path, n_threads: int | None = None, timeout_s: floa
             return entry
         if entry and entry.get("signal"):
             raise crashed(model, int(entry["signal"]))
+    if progress:  # said only when the child really runs: a cached verdict costs nothing, says nothing
+        progress(f"checking that llama.cpp runs {model.name} on this CPU…")
     t0 = time.perf_counter()
     try:
         p = subprocess.run(command or child_command(model, n_threads), capture_output=True, text=True,
