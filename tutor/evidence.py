@@ -208,8 +208,7 @@ def candidates(hits: list[Hit]) -> list[Unit]:
                 continue  # says nothing on its own: a list number ("1."), a rule, a bare ":label:`x`",
                 # a bold label ("**残差连接**:") or a figure the model cannot see ("![caption](img.svg)")
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
-            out.append(Unit(i, h, h.chunk.start + sp.start, h.chunk.start + sp.end, t[sp.start:sp.end],
-                            sp.kind, ctx, 0.0, k))
+            out.append(Unit(i, h, h.chunk.start + sp.start, h.chunk.start + sp.end, text, sp.kind, ctx, 0.0, k))
             k += 1
     return out
 
