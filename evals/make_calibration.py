@@ -12,12 +12,16 @@ those). Deterministic: re-running writes the same file.
 """
 from __future__ import annotations
 
-import json
 import random
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tutor import jsonl  # noqa: E402
+
 SOURCES = {  # folder or file → credit written beside each text
     "corpus/d2l-zh": "d2l-zh (动手学深度学习), Zhang, Lipton, Li, Smola — CC BY-SA 4.0",
     "corpus/papers/world_models_2018.md": "World Models, Ha & Schmidhuber (2018) — CC BY 4.0",
@@ -55,9 +59,7 @@ def main() -> None:
     chosen = [("passage", *x) for x in rng.sample(passages, min(N_PASSAGES, len(passages)))]
     chosen += [("query", *x) for x in rng.sample(queries, min(N_QUERIES, len(queries)))]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as out:
-        for kind, text, credit in chosen:
-            out.write(json.dumps({"kind": kind, "text": text, "source": credit}, ensure_ascii=False) + "\n")
+    jsonl.write(OUT, [{"kind": kind, "text": text, "source": credit} for kind, text, credit in chosen])
     print(f"{OUT.relative_to(ROOT)}: {len(chosen)} texts ({OUT.stat().st_size / 1024:.0f} KB)")
 
 

@@ -33,9 +33,10 @@ class Settings:
     passage_prompt: str | None = None
     embed_batch_size: int = 8  # measured: 8 is ~3× faster than 32 on 2 CPU cores
     # "openvino" (fp32) | "openvino-bf16" (bf16 on CPUs with AMX: faster, ranks a little differently)
-    # | "openvino-int8" (NNCF static int8: weights and activations) | "onnx" (ONNX Runtime, int8 weights): these run an export made once into the model cache and
-    # verified against torch | "torch" (sentence-transformers; use it on a GPU). Chosen by README
-    # "Numbers"; a change re-embeds the corpus.
+    # | "openvino-int8" (NNCF static int8: weights and activations) | "onnx" (ONNX Runtime, int8
+    # weights): these run an export made once into the model cache and verified against torch
+    # | "torch" (sentence-transformers; use it on a GPU). Chosen by README "Numbers"; a change
+    # re-embeds the corpus.
     embed_backend: str = "openvino"
     # chunking (characters); chosen on the dev set, see README "Numbers"
     chunk_size: int = 500

@@ -291,9 +291,10 @@ def _optimize(src: Path, dst: Path, config) -> None:
 
 def calibration_texts(prompts: tuple[str, str], path: Path = CALIBRATION) -> list[str]:
     """The shipped calibration texts, each with the prompt of its kind (query or passage)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from .jsonl import read
+
     query, passage = prompts
-    return [(query if r["kind"] == "query" else passage) + r["text"] for r in rows]
+    return [(query if r["kind"] == "query" else passage) + r["text"] for r in read(path)]
 
 
 def _nncf_quantize(ov_model, tokenizer, prompts: tuple[str, str], max_len: int):
