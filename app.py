@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(auth=args.auth)
         from tutor.serving import check_exposure
 
-        check_exposure(args.host or settings.host, settings.auth, args.no_auth, args.share)
+        check_exposure(args.host or settings.ui.host, settings.ui.auth, args.no_auth, args.share)
     except ValueError as e:  # ConfigError is one too
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -63,7 +63,7 @@ def child_prepare(backend: str, index: Path) -> dict:
     s = load_settings(embed_backend=backend)
     res: dict = {}
     target = RUNTIMES.get(backend_id(backend), ("torch",))[0]
-    if target != "torch" and not (export_folder(s.embedder, s.home, target) / "export.json").is_file():
+    if target != "torch" and not (export_folder(s.embedding.model, s.paths.home, target) / "export.json").is_file():
         t0 = time.perf_counter()
         Embedder(s, progress=lambda m: print(m, file=sys.stderr)).model
         res["export_s"] = round(time.perf_counter() - t0, 1)
@@ -158,7 +158,7 @@ def _ask(tutor, n: int) -> dict:
         gen_s = (a.timings_ms.get("generate", 0) - a.timings_ms.get("first_token", 0)) / 1000
         if gen_s > 0 and a.timings_ms.get("tokens", 0) > 1:
             tps.append((a.timings_ms["tokens"] - 1) / gen_s)
-    return {"model": tutor.settings.model, "n": len(ft),
+    return {"model": tutor.settings.llm.model, "n": len(ft),
             "first_token_ms_median": round(statistics.median(ft)) if ft else None,
             "total_ms_median": round(statistics.median(total)) if total else None,
             "tokens_per_s_median": round(statistics.median(tps), 1) if tps else None}
@@ -175,12 +175,12 @@ def child_gate(backends: list[str]) -> dict:
 
     s = load_settings()
     chunks = []
-    for f in scan(s.corpus_dir):
+    for f in scan(s.paths.corpus_dir):
         try:
             docs, _ = load_file(f)
         except ValueError:
             continue
-        chunks += [searchable_text(c) for d in docs for c in chunk_document(d, s.chunk_size, s.chunk_overlap)]
+        chunks += [searchable_text(c) for d in docs for c in chunk_document(d, s.embedding.chunk_size, s.embedding.chunk_overlap)]
     picked = [chunks[int(i)] for i in np.linspace(0, len(chunks) - 1, GATE_CHUNKS)]
     questions = _questions()[:GATE_QUESTIONS]
     ref = Embedder(s.replace(embed_backend="torch"))

@@ -28,8 +28,8 @@ def main() -> None:
     rows = []
     for path in a.datasets:
         for item in load_dataset(path):
-            res = t.search(item.question, k=max(s.top_k, s.answer_k))
-            hits = res.hits[: s.answer_k]
+            res = t.search(item.question, k=max(s.retrieval.top_k, s.answer.answer_k))
+            hits = res.hits[: s.answer.answer_k]
             # as in production: only the best `max_dense` units by lexical score + rank are embedded
             sel = Selector(max_dense=s.evidence_max_dense if hasattr(s, "evidence_max_dense") else 24)
             q, lex_scored = sel.score(item.question, hits)

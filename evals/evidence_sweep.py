@@ -54,25 +54,25 @@ def main() -> None:
         emb = tutor.embedder
         for path in a.datasets:
             for item in load_dataset(path):
-                res = tutor.search(item.question, k=max(s.top_k, s.answer_k))
+                res = tutor.search(item.question, k=max(s.retrieval.top_k, s.answer.answer_k))
                 searches.append((path.stem, item, res))
     rows = []
     for cov in [float(x) for x in a.coverage.split(",")]:  # noqa: C901
         for budget in [int(x) for x in a.budget.split(",")]:
             for dw in [float(x) for x in a.dense.split(",")]:
                 sel = Selector(emb and (lambda q: emb.queries([q])[0]), emb and emb.passages, budget,
-                               a.units or s.evidence_units, dw)
+                               a.units or s.answer.evidence_units, dw)
                 stats: dict[str, dict] = {}
                 for name, item, res in searches:
                     st = stats.setdefault(name, {"answerable": 0, "unanswerable": 0, "recall": 0,
                                                  "chunk_recall": 0, "false_decline": 0, "declined_unans": 0,
                                                  "tokens": [], "ms": [], "misses": []})
-                    hits = res.hits[: s.answer_k]
-                    gated = res.similarity is None or res.similarity < s.relevance_threshold
+                    hits = res.hits[: s.answer.answer_k]
+                    gated = res.similarity is None or res.similarity < s.retrieval.relevance_threshold
                     t0 = time.perf_counter()
                     q, scored = sel.score(item.question, hits, getattr(res, "dense", None))
                     units = sel.select(scored)
-                    verdict = sel.assess(q, scored, cov, s.min_evidence_score)
+                    verdict = sel.assess(q, scored, cov, s.answer.min_evidence_score)
                     st["ms"].append((time.perf_counter() - t0) * 1000)
                     st["tokens"].append(sum(approx_tokens(u.prompt_text()) for u in units))
                     declined = gated or not verdict.answerable

@@ -243,7 +243,7 @@ def test_relevance_gate_declines_without_calling_the_llm():
         raise AssertionError("the LLM must not be called below the relevance threshold")
 
     search = SearchResult("今天北京天气怎么样", [_hit(1)], {"total": 5.0}, "zh", similarity=0.5)
-    events = list(answer_stream("今天北京天气怎么样", search, boom, Settings(relevance_threshold=0.86)))
+    events = list(answer_stream("今天北京天气怎么样", search, boom, Settings().replace(relevance_threshold=0.86)))
     assert events[-1].answer.decline_reason == "off-topic"
     assert events[-1].kind == "done" and events[-1].answer.refused
     assert "抱歉" in events[-1].answer.text
@@ -266,7 +266,7 @@ def small_tutor(tmp_path_factory) -> Tutor:
     corpus.mkdir()
     for name in ("000_f27da241194530d4.txt", "001_e443e33483cd28de.txt"):
         shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
-    s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="llamacpp", model="smollm2-135m",
+    s = Settings().replace(corpus_dir=corpus, index_dir=root / "index", backend="llamacpp", model="smollm2-135m",
                  max_tokens=48, n_ctx=2048, relevance_threshold=0.0)
     ingest(s)
     return Tutor(s)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor.config import ConfigError, Settings, load_settings
+from tutor.config import FLAT, GROUPS, ConfigError, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,8 @@ def test_defaults():
     assert s.retrieval_mode == "hybrid" and s.backend == "llamacpp" and s.temperature is None
     assert isinstance(s.home, Path) and s.home.name == "tutor"
     d = s.as_dict()
-    assert set(d) == {f.name for f in fields(Settings)} and d["corpus_dir"] == "corpus"
+    assert set(d) == set(FLAT) and len(d) == sum(len(fields(getattr(s, g))) for g in GROUPS)
+    assert d["corpus_dir"] == "corpus"
     # every default survives the trip through its TUTOR_* variable (what `tutor models` shows is settable)
     env = {f"TUTOR_{k.upper()}": str(v) for k, v in d.items() if v is not None}
     assert load_settings(env=env) == s
@@ -120,7 +121,7 @@ def test_toml_int_valued_float_is_fine(tmp_path):
     assert s.top_k == 4 and isinstance(s.top_k, int) and s.relevance_threshold == 1.0
 
 
-@pytest.mark.parametrize("text", ["no_such_setting = 1\n", "[tutor]\nTop_K = 3\n", "[ui]\nport = 1\n",
+@pytest.mark.parametrize("text", ["no_such_setting = 1\n", "[tutor]\nTop_K = 3\n", "[ui]\ntop_k = 1\n",
                                   'tutor = "x"\n'])
 def test_unknown_key_in_toml(tmp_path, text):
     toml(tmp_path, text)
@@ -149,3 +150,48 @@ def test_unknown_override_and_replace():
 def test_os_environ_is_the_default_env(monkeypatch):
     monkeypatch.setenv("TUTOR_TOP_K", "6")
     assert load_settings().top_k == 6
+
+
+def test_grouped_toml_tables_and_grouped_access(tmp_path):
+    toml(tmp_path, '[retrieval]\ntop_k = 8\nmode = "bm25"\n[embedding]\nbackend = "torch"\n'
+                   '[judge]\nname = "lexical"\nmodel = "big"\n[llm]\nbackend = "openai"\n[ui]\nport = 9000\n')
+    s = load_settings(env={})
+    assert (s.retrieval.top_k, s.retrieval.mode, s.embedding.backend) == (8, "bm25", "torch")
+    assert (s.judge.name, s.judge.model, s.llm.backend, s.ui.port) == ("lexical", "big", "openai", 9000)
+    # the flat names read the same values (scripts written before the groups)
+    assert (s.top_k, s.retrieval_mode, s.embed_backend, s.judge_model, s.backend) == (8, "bm25", "torch", "big",
+                                                                                     "openai")
+    # env and flags by flat name beat the file's groups
+    s = load_settings(env={"TUTOR_RETRIEVAL_MODE": "dense", "TUTOR_JUDGE": "claims"}, top_k=3)
+    assert (s.retrieval.mode, s.judge.name, s.retrieval.top_k) == ("dense", "claims", 3)
+    grouped = s.grouped()
+    assert set(grouped) == set(GROUPS) and grouped["retrieval"]["top_k"] == 3
+    assert grouped["paths"]["corpus_dir"] == "corpus"
+
+
+def test_bad_key_in_a_group_names_the_group(tmp_path):
+    toml(tmp_path, "[retrieval]\ntop_kk = 8\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'top_kk' in \[retrieval\]"):
+        load_settings(env={})
+    toml(tmp_path, '[retrieval]\ntop_k = "many"\n')
+    with pytest.raises(ConfigError, match="'top_k'"):
+        load_settings(env={})
+
+
+def test_flat_names_are_unique_and_every_field_has_one():
+    assert len(FLAT) == len(set(FLAT.values()))
+    for name, (group, attr) in FLAT.items():
+        assert getattr(getattr(Settings(), group), attr) == getattr(Settings(), name) or name == "judge"
+    assert Settings().judge.name == "claims"  # `judge` is the group; its flat name reads judge.name
+
+
+def test_the_cli_reads_no_settings_at_import():
+    import subprocess
+    import sys
+
+    code = ("import tutor.config as c\n"
+            "def boom(*a, **k): raise SystemExit('load_settings called at import')\n"
+            "c.load_settings = boom\n"
+            "import tutor.cli\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]

@@ -46,10 +46,10 @@ def test_model_prompts_read_the_folder_config(tmp_path: Path) -> None:
 
 def test_a_non_preset_model_uses_its_own_prompts_and_no_name_guess(tmp_path: Path) -> None:
     own = _folder(tmp_path, "bge-like", {"prompts": {"query": "Represent this sentence: "}})
-    assert Embedder(Settings(embedder=str(own), home=tmp_path)).prompts == EmbedPrompts("Represent this sentence: ", "")
+    assert Embedder(Settings().replace(embedder=str(own), home=tmp_path)).prompts == EmbedPrompts("Represent this sentence: ", "")
     named_e5 = _folder(tmp_path, "my-e5-model", {"prompts": {}})  # "e5" in a name no longer means e5 prefixes
-    assert Embedder(Settings(embedder=str(named_e5), home=tmp_path)).prompts == EmbedPrompts("", "")
-    overridden = Embedder(Settings(embedder=str(own), home=tmp_path, query_prompt="", passage_prompt="p: "))
+    assert Embedder(Settings().replace(embedder=str(named_e5), home=tmp_path)).prompts == EmbedPrompts("", "")
+    overridden = Embedder(Settings().replace(embedder=str(own), home=tmp_path, query_prompt="", passage_prompt="p: "))
     assert overridden.prompts == EmbedPrompts("", "p: ")
 
 

@@ -15,7 +15,8 @@ import pytest
 from tutor import onnx_backend
 from tutor.config import Settings, load_settings
 from tutor.embedding import Embedder
-from tutor.index import FORMAT_VERSION, IndexError_, _why_rebuild, ingest, load_index
+from tutor.index import IndexError_, ingest, load_index
+from tutor.manifest import EmbedderKey, Manifest
 from tutor.models import ModelError, _source_fingerprint, export_folder, resolve_embedder, resolve_exported_embedder
 from tutor.retrieval import Retriever
 
@@ -164,23 +165,23 @@ def test_query_cache_is_bounded(embedder, base_settings, monkeypatch):
 
 
 def test_why_rebuild_knows_the_backend():
-    onnx = {"spec": "multilingual-e5-small", "dim": 384, "query_prompt": "query: ", "passage_prompt": "passage: ",
-            "backend": "openvino"}
-    torch = {**onnx, "backend": "torch"}
+    onnx = EmbedderKey("multilingual-e5-small", "openvino", "query: ", "passage: ")
+    torch = EmbedderKey("multilingual-e5-small", "torch", "query: ", "passage: ")
     chunker = {"version": 1}
-    base = {"format_version": FORMAT_VERSION, "chunker": chunker}
-    old_torch = {**base, "embedder": {k: v for k, v in torch.items() if k != "backend"}}  # before backends
-    assert _why_rebuild(old_torch, torch, chunker) is None
-    why = _why_rebuild(old_torch, onnx, chunker)
-    assert why == "embedder backend changed (torch → openvino): re-embedding the whole corpus"
-    assert _why_rebuild({**base, "embedder": onnx}, onnx, chunker) is None
+    recorded = {"spec": "multilingual-e5-small", "dim": 384, "query_prompt": "query: ", "passage_prompt": "passage: "}
+    old_torch = Manifest(embedder=recorded, chunker=chunker)  # written before backends were recorded
+    assert old_torch.why_rebuild(torch, chunker) is None
+    assert old_torch.why_rebuild(onnx, chunker) == \
+        "embedder backend changed (torch → openvino): re-embedding the whole corpus"
+    assert Manifest(embedder={**recorded, "backend": "openvino"}, chunker=chunker).why_rebuild(onnx, chunker) is None
+    assert old_torch.why_rebuild(torch, {"version": 2}).startswith("chunker settings changed")
 
 
 def test_backend_switch_is_refused_then_rebuilt(tmp_path, base_settings, embedder, torch_embedder, write_notes):
     corpus = write_notes(tmp_path / "corpus")
     s = base_settings.replace(corpus_dir=corpus, index_dir=tmp_path / "index")
     ingest(s, embedder=embedder)
-    assert load_index(s.index_dir).manifest["embedder"]["backend"] == "openvino"
+    assert load_index(s.index_dir).manifest.embedder["backend"] == "openvino"
 
     t = s.replace(embed_backend="torch")
     with pytest.raises(IndexError_, match=r"backend 'openvino' but backend 'torch' is configured: run `tutor ingest`"):
@@ -189,7 +190,7 @@ def test_backend_switch_is_refused_then_rebuilt(tmp_path, base_settings, embedde
     assert report.rebuild_reason == "embedder backend changed (openvino → torch): re-embedding the whole corpus"
     assert report.embedded == report.chunks > 0
     data = load_index(s.index_dir)
-    assert data.manifest["embedder"]["backend"] == "torch"
+    assert data.manifest.embedder["backend"] == "torch"
     hits = Retriever(data, torch_embedder, t).search("残差连接为什么能训练很深的网络", k=1).hits
     assert hits[0].chunk.path == "notes/resnet.md"
     assert ingest(t, embedder=torch_embedder).noop

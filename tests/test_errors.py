@@ -84,7 +84,7 @@ def test_a_locked_progress_database_is_told_by_its_error_code(tmp_path):
     from tutor.config import Settings
     from tutor.progress import Progress
 
-    db = Progress.of(Settings(data_dir=tmp_path))
+    db = Progress.of(Settings().replace(data_dir=tmp_path))
     db.topics()  # creates and migrates the file
     holder = sqlite3.connect(db.path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

@@ -62,7 +62,7 @@ def eval_env(tmp_path_factory, llm_server: LlamaServer):
     corpus.mkdir()
     for name in (NOTE_A, NOTE_B):
         shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
-    s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="openai", model=llm_server.model,
+    s = Settings().replace(corpus_dir=corpus, index_dir=root / "index", backend="openai", model=llm_server.model,
                  base_url=llm_server.base_url, max_tokens=32, relevance_threshold=0.0, judge="lexical",
                  timeout_s=600.0, n_ctx=2048)
     ingest(s)

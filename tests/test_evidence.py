@@ -28,7 +28,7 @@ def notes_tutor(tmp_path_factory, embedder) -> Tutor:
     corpus.mkdir()
     for name in NOTES:
         shutil.copy(REPO / "corpus" / "notes" / name, corpus / name)
-    s = Settings(corpus_dir=corpus, index_dir=root / "index", backend="llamacpp", model="smollm2-135m",
+    s = Settings().replace(corpus_dir=corpus, index_dir=root / "index", backend="llamacpp", model="smollm2-135m",
                  max_tokens=48, n_ctx=2048, home=embedder._home)
     ingest(s, embedder=embedder)
     t = Tutor(s)

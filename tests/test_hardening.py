@@ -81,7 +81,7 @@ def test_cli_error_lines_mask_url_credentials(tmp_path, esc_index):
 
 
 def test_masking_helpers():
-    s = Settings(api_key=KEY, base_url=URL, judge_base_url="https://x.example/v1?api_key=zzz123&v=1", auth="u:pw999")
+    s = Settings().replace(api_key=KEY, base_url=URL, judge_base_url="https://x.example/v1?api_key=zzz123&v=1", auth="u:pw999")
     d = masked_settings(s)
     assert d["api_key"] == "***" and d["auth"] == "***" and "s3cr3t" not in d["base_url"]
     assert d["judge_base_url"] == "https://x.example/v1?api_key=***&v=1"
@@ -97,7 +97,7 @@ def test_web_error_messages_hide_paths_urls_and_secrets():
     from tutor.llm.base import LLMError
     from tutor.ui_render import error_message
 
-    s = Settings(api_key=KEY, base_url=URL)
+    s = Settings().replace(api_key=KEY, base_url=URL)
     msg = error_message(IndexError_("/home/ana/tutor/index/gen-1/tokens.jsonl is damaged (x): run `tutor ingest`"),
                         "en", s)
     assert "/home/ana" not in msg and "tokens.jsonl" in msg and "tutor ingest" in msg
@@ -107,7 +107,7 @@ def test_web_error_messages_hide_paths_urls_and_secrets():
 
 
 def test_log_lines_and_tracebacks_are_masked():
-    s = Settings(api_key=KEY, base_url=URL)
+    s = Settings().replace(api_key=KEY, base_url=URL)
     records: list[str] = []
 
     class Keep(logging.Handler):

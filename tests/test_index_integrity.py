@@ -71,7 +71,7 @@ def test_unreadable_manifest_with_rebuild_flag_in_the_cli(work):
     out = cli("ingest", str(work.corpus_dir), "--index", str(work.index_dir), "--rebuild", cwd=work.index_dir.parent)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "indexed 3 files" in out.stdout
-    assert read_manifest(work.index_dir)["format_version"] == index_mod.FORMAT_VERSION
+    assert read_manifest(work.index_dir).format_version == index_mod.FORMAT_VERSION
 
 
 def test_pointer_to_nothing_rebuilds_with_a_message(work, embedder):

@@ -55,10 +55,10 @@ def test_first_ingest(built):
     assert report.rebuild_reason is None and not report.noop
     data = load_index(s.index_dir)
     assert report.chunks == report.embedded == len(data.chunks) == data.dense.ntotal > 3
-    assert data.manifest["chunker"]["chunk_size"] == s.chunk_size
-    assert data.manifest["embedder"]["spec"] == "multilingual-e5-small" and data.manifest["embedder"]["dim"] == 384
+    assert data.manifest.chunker["chunk_size"] == s.chunk_size
+    assert data.manifest.embedder["spec"] == "multilingual-e5-small" and data.manifest.embedder["dim"] == 384
     assert {c.path for c in data.chunks} == set(rels)
-    assert sum(f["chunks"] for f in data.manifest["files"].values()) == len(data.chunks)
+    assert sum(f["chunks"] for f in data.manifest.files.values()) == len(data.chunks)
     titles = {c.path: c.title for c in data.chunks}
     assert titles == {"notes/attention.md": "Attention notes", "notes/moe.txt": "moe", "notes/resnet.md": "ResNet 笔记"}
     # vectors are unit-norm rows of the shipped model, aligned with chunks.jsonl
@@ -120,7 +120,7 @@ def test_removed_file_is_dropped(work, embedder):
     assert report.removed == ["notes/moe.txt"] and report.embedded == 0 and not report.noop
     data = load_index(index_dir)
     assert "notes/moe.txt" not in {c.path for c in data.chunks}
-    assert "notes/moe.txt" not in data.manifest["files"]
+    assert "notes/moe.txt" not in data.manifest.files
     hits = Retriever(data, embedder, s).search("混合专家模型的门控网络", k=5).hits
     assert all(h.chunk.path != "notes/moe.txt" for h in hits)
 
@@ -138,7 +138,7 @@ def test_added_file_and_chunk_size_change(work, embedder):
     assert report.rebuild_reason and "chunker settings changed" in report.rebuild_reason
     data = load_index(index_dir)
     assert report.embedded == report.chunks == len(data.chunks) > total
-    assert data.manifest["chunker"] == {"version": index_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10,
+    assert data.manifest.chunker == {"version": index_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10,
                                         "tokenizer": index_mod.TOKENIZER_VERSION}
     assert ingest(small, embedder=embedder).noop
     # a retriever over the old settings' index still loads the new one fine
@@ -255,8 +255,8 @@ def test_bad_files_are_skipped_and_remembered(work, embedder, make_pdf):
     pages = sorted(c.page for c in data.chunks if c.path == "papers/gating.pdf")
     assert pages == [1, 2] and {c.title for c in data.chunks if c.file == "gating.pdf"} == {"Gating Paper"}
     assert report.embedded == 2
-    assert data.manifest["skipped"] == ["papers/broken.pdf"]
-    assert "skipped" in data.manifest["files"]["papers/broken.pdf"]
+    assert data.manifest.skipped == ["papers/broken.pdf"]
+    assert "skipped" in data.manifest.files["papers/broken.pdf"]
     again = ingest(s, embedder=embedder)  # unchanged bad file: same warning, still a no-op
     assert again.noop and again.skipped == ["papers/broken.pdf"] and again.warnings == report.warnings
 
@@ -293,3 +293,22 @@ def test_index_folder_holding_only_its_readme(tmp_path, built, embedder):
     assert tutor.search(QUERY).hits[0].chunk.path == "notes/resnet.md"
     assert ingest(s, embedder=embedder).noop  # the README does not make the index look changed or damaged
     assert check_index(s).ok
+
+
+def test_bm25_parameters_are_used_at_ingest_and_a_change_rebuilds_only_bm25(work, embedder):
+    """k1/b reach the stored BM25 (recorded in the manifest), so a search loads it instead of
+    rebuilding BM25 in memory; changing them rebuilds BM25 from the chunks, vectors kept."""
+    s, _, _ = work
+    before = vectors_by_id(s.index_dir)
+    t = s.replace(bm25_k1=1.2, bm25_b=0.6)
+    report = ingest(t, embedder=embedder)
+    assert report.repaired == ["bm25/"] and report.repair_reason == "BM25 k1/b changed"
+    assert report.embedded == 0 and report.rebuild_reason is None and not report.noop
+    data = load_index(s.index_dir)
+    assert data.manifest.bm25 == {"k1": 1.2, "b": 0.6}
+    assert (data.bm25.k1, data.bm25.b) == (1.2, 0.6)
+    assert Retriever(data, embedder, t).bm25 is data.bm25  # the stored one, not rebuilt at load
+    assert Retriever(data, embedder, s).bm25 is not data.bm25  # other parameters: rebuilt in memory
+    after = vectors_by_id(s.index_dir)
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in after)
+    assert ingest(t, embedder=embedder).noop

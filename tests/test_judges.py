@@ -97,7 +97,7 @@ def test_llm_judge_prompt_language_params_and_unparseable_count() -> None:
 
 # ---- factory and agreement -----------------------------------------------------------------
 def test_make_judge() -> None:
-    j = make_judge(Settings(judge="lexical"))
+    j = make_judge(Settings().replace(judge="lexical"))
     assert isinstance(j, LexicalJudge) and j.name == "lexical"
     llm_j = make_judge(Settings(), "llm")  # no model loaded until the first question
     assert isinstance(llm_j, LLMJudge) and llm_j._llm is None and llm_j.describe()["kind"] == "llm"
@@ -120,7 +120,7 @@ def test_agreement_counts() -> None:
 def test_llm_judge_on_a_real_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Plumbing only (SmolLM2-135M is no judge): the configured backend loads lazily and every
     verdict is a bool, unreadable replies counted rather than raised."""
-    s = Settings(judge_backend="llamacpp", judge_model="smollm2-135m", n_ctx=1024,
+    s = Settings().replace(judge_backend="llamacpp", judge_model="smollm2-135m", n_ctx=1024,
                  home=tmp_path_factory.mktemp("home"))
     j = make_judge(s, "llm")
     got = [j.supported("AlexNet 的 Top-5 错误率为 15.3%。", [ALEX]),
@@ -132,13 +132,13 @@ def test_llm_judge_on_a_real_tiny_model(tmp_path_factory: pytest.TempPathFactory
 
 def test_llm_judge_shares_the_answering_model_only_when_identical() -> None:
     answering = ScriptedLLM([])
-    same = LLMJudge(Settings(backend="llamacpp", model="m", judge_backend="llama.cpp", judge_model="m"))
+    same = LLMJudge(Settings().replace(backend="llamacpp", model="m", judge_backend="llama.cpp", judge_model="m"))
     same.share_llm(answering)
     assert same._llm is answering
-    other = LLMJudge(Settings(backend="llamacpp", model="m", judge_backend="llamacpp", judge_model="big"))
+    other = LLMJudge(Settings().replace(backend="llamacpp", model="m", judge_backend="llamacpp", judge_model="big"))
     other.share_llm(answering)
     assert other._llm is None
-    remote = LLMJudge(Settings(backend="openai", model="m", base_url="http://a/v1", judge_backend="openai",
+    remote = LLMJudge(Settings().replace(backend="openai", model="m", base_url="http://a/v1", judge_backend="openai",
                                judge_model="m", judge_base_url="http://b/v1"))
     remote.share_llm(answering)
     assert remote._llm is None
@@ -199,7 +199,7 @@ def test_llamacpp_first_token_logprobs_match_llama_cpp(tmp_path_factory: pytest.
 
     from tutor.llm.llamacpp import LlamaCppLLM
 
-    s = Settings(model="smollm2-135m", n_ctx=1024, home=tmp_path_factory.mktemp("home"))
+    s = Settings().replace(model="smollm2-135m", n_ctx=1024, home=tmp_path_factory.mktemp("home"))
     msgs = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
     with LlamaCppLLM(s) as llm:
         mine = llm.first_token_logprobs(msgs, 5)
@@ -214,7 +214,7 @@ def test_llamacpp_first_token_logprobs_match_llama_cpp(tmp_path_factory: pytest.
 @pytest.mark.slow
 def test_llm_judge_logprobs_over_the_openai_api(llm_server) -> None:
     """`--judge-backend openai`: the server's top_logprobs give the verdict (vLLM does the same)."""
-    s = Settings(judge_backend="openai", judge_model=llm_server.model, judge_base_url=llm_server.base_url,
+    s = Settings().replace(judge_backend="openai", judge_model=llm_server.model, judge_base_url=llm_server.base_url,
                  timeout_s=60.0, retries=0)
     j = make_judge(s, "llm")
     v = j.score("AlexNet 的 Top-5 错误率为 15.3%。", [ALEX], "zh")

@@ -24,15 +24,15 @@ def test_base_imports_no_backend():
 
 
 def test_openai_backend_decides_reasoning_from_the_served_name():
-    assert make_llm(Settings(backend="openai", model=R1)).reasoning
-    assert not make_llm(Settings(backend="openai", model="qwen2.5-coder-0.5b")).reasoning
+    assert make_llm(Settings().replace(backend="openai", model=R1)).reasoning
+    assert not make_llm(Settings().replace(backend="openai", model="qwen2.5-coder-0.5b")).reasoning
 
 
 def test_vllm_backend_decides_reasoning_at_construction():
     from tutor.llm.vllm import VLLMLocal
 
-    assert VLLMLocal(Settings(model=R1), engine=object(), sampling_params=dict).reasoning
-    assert not VLLMLocal(Settings(model="Qwen/Qwen2.5-7B-Instruct"), engine=object(), sampling_params=dict).reasoning
+    assert VLLMLocal(Settings().replace(model=R1), engine=object(), sampling_params=dict).reasoning
+    assert not VLLMLocal(Settings().replace(model="Qwen/Qwen2.5-7B-Instruct"), engine=object(), sampling_params=dict).reasoning
 
 
 class _Fixed(LLM):
@@ -46,7 +46,7 @@ class _Fixed(LLM):
 
 
 def test_the_answer_prompt_follows_the_flag_not_the_name():
-    s = Settings(max_tokens=300)
+    s = Settings().replace(max_tokens=300)
     p = Pending("什么是残差连接？", "zh", [], [], SimpleNamespace(answerable=True, best=None), {})
     messages, params = prompt_for(p, _Fixed(reasoning=True), s)
     assert params == GenParams(300, 0.6, 0.95) and messages[0]["role"] != "system"

@@ -17,7 +17,7 @@ SHORT = GenParams(max_tokens=16)
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLM]:
-    settings = Settings(backend="llamacpp", model="smollm2-135m", n_ctx=512,
+    settings = Settings().replace(backend="llamacpp", model="smollm2-135m", n_ctx=512,
                         home=tmp_path_factory.mktemp("home"))
     seen: list[str] = []
     model = make_llm(settings, progress=seen.append)
@@ -73,7 +73,7 @@ def test_context_overflow(llm: LLM) -> None:
 
 def test_missing_model_file(tmp_path: Path) -> None:
     with pytest.raises(LLMError, match="neither a preset"):
-        make_llm(Settings(model=str(tmp_path / "nope.gguf"), home=tmp_path))
+        make_llm(Settings().replace(model=str(tmp_path / "nope.gguf"), home=tmp_path))
 
 
 def test_unknown_backend() -> None:
@@ -84,4 +84,4 @@ def test_unknown_backend() -> None:
 def test_vllm_backend_explains_itself_without_vllm() -> None:
     import tutor.llm.vllm  # importable without vllm  # noqa: F401
     with pytest.raises(LLMError, match=r"pip install 'tutor\[gpu\]'"):
-        make_llm(Settings(backend="vllm", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"))
+        make_llm(Settings().replace(backend="vllm", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"))

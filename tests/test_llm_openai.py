@@ -22,7 +22,7 @@ SHORT = GenParams(max_tokens=16)
 def settings_for(server: LlamaServer, **kw: object) -> Settings:
     base = dict(backend="openai", model=server.model, base_url=server.base_url,
                 timeout_s=60.0, retries=0)
-    return Settings(**{**base, **kw})  # type: ignore[arg-type]
+    return Settings().replace(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_stream(llm_server: LlamaServer) -> None:
@@ -61,7 +61,7 @@ def test_wrong_model_name_lists_served_models(llm_server: LlamaServer) -> None:
 
 def test_server_down_fails_fast_after_retries() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    llm = make_llm(Settings(backend="openai", model="x", base_url=url, retries=1, timeout_s=2))
+    llm = make_llm(Settings().replace(backend="openai", model="x", base_url=url, retries=1, timeout_s=2))
     t0 = time.monotonic()
     with pytest.raises(LLMError, match="cannot reach the LLM server") as e:
         llm.complete(HELLO, SHORT)

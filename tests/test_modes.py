@@ -39,7 +39,7 @@ def modes(tmp_path_factory, embedder) -> Tutor:
         (corpus / "d2l-zh" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "corpus" / "d2l-zh" / rel, corpus / "d2l-zh" / rel)
     shutil.copy(REPO / "corpus" / "papers.tsv", corpus / "papers.tsv")
-    s = Settings(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data", backend="llamacpp",
+    s = Settings().replace(corpus_dir=corpus, index_dir=root / "index", data_dir=root / "data", backend="llamacpp",
                  model="smollm2-135m", max_tokens=48, n_ctx=2048, home=embedder._home, relevance_threshold=0.0)
     ingest(s, embedder=embedder)
     t = Tutor(s)

@@ -60,7 +60,7 @@ def test_a_crashed_probe_stops_the_backend_before_it_loads_in_process(tmp_path: 
     with pytest.raises(ModelCrashed):
         probe(_smollm(), tmp_path, command=SEGFAULT)
     with pytest.raises(ModelCrashed, match="SIGSEGV"):
-        make_llm(Settings(backend="llamacpp", model="smollm2-135m", home=tmp_path, n_ctx=256))
+        make_llm(Settings().replace(backend="llamacpp", model="smollm2-135m", home=tmp_path, n_ctx=256))
 
 
 def test_missing_part_names_the_package_and_the_pip_command(tmp_path: Path, monkeypatch) -> None:
@@ -77,7 +77,7 @@ def test_doctor_reports_missing_index_and_damaged_model(tmp_path: Path, monkeypa
     target = home / "models" / GGUF_PRESETS["qwen2.5-coder-0.5b"].file_name
     target.parent.mkdir(parents=True)
     target.write_bytes(b"GGUF" + b"\0" * 1000)  # wrong size: a damaged cache file
-    s = Settings(home=home, index_dir=tmp_path / "no-index")
+    s = Settings().replace(home=home, index_dir=tmp_path / "no-index")
     idx = check_index(s)
     assert not idx.ok and "tutor ingest" in idx.fix
     # resolve_gguf rebuilds a wrong-size file from the parts; a same-size file with other bytes
@@ -111,7 +111,7 @@ def test_default_model_assembles_verifies_probes_and_answers(tmp_path: Path) -> 
     seen.clear()
     assert resolve_gguf("qwen2.5-coder-0.5b", home, seen.append) == path
     assert any("damaged" in m for m in seen) and any("assembling" in m for m in seen)
-    s = Settings(backend="llamacpp", model="qwen2.5-coder-0.5b", home=home, n_ctx=512)
+    s = Settings().replace(backend="llamacpp", model="qwen2.5-coder-0.5b", home=home, n_ctx=512)
     assert check_gguf(s)[0].ok
     llm = make_llm(s, progress=seen.append)
     try:

@@ -124,10 +124,10 @@ def test_ordinary_models(name: str) -> None:
 
 
 def test_default_params() -> None:
-    s = Settings(max_tokens=300)
+    s = Settings().replace(max_tokens=300)
     assert default_params("qwen2.5-coder-0.5b", s) == GenParams(300, 0.0, 1.0)
     assert default_params("DeepSeek-R1-Distill-Qwen-7B", s) == GenParams(300, 0.6, 0.95)
-    s = Settings(temperature=0.2, top_p=0.9)
+    s = Settings().replace(temperature=0.2, top_p=0.9)
     assert default_params("DeepSeek-R1-Distill-Qwen-7B", s) == GenParams(512, 0.2, 0.9)
-    assert default_params("smollm2-135m", Settings(temperature=0.0)).temperature == 0.0
-    assert default_params("qwq", Settings(top_p=0.5)) == GenParams(512, 0.6, 0.5)
+    assert default_params("smollm2-135m", Settings().replace(temperature=0.0)).temperature == 0.0
+    assert default_params("qwq", Settings().replace(top_p=0.5)) == GenParams(512, 0.6, 0.5)

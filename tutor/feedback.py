@@ -42,6 +42,6 @@ def feedback_record(settings: Settings, turn: dict, rating: str | None, comment:
         "comment": (comment or "").strip()[:FEEDBACK_COMMENT_MAX],
         **ans.to_dict(),
         "question": turn["question"],
-        "config": {"backend": settings.backend, "model": ans.model or settings.model, "top_k": turn["top_k"],
-                   "retrieval_mode": settings.retrieval_mode, "embedder": settings.embedder},
+        "config": {"backend": settings.llm.backend, "model": ans.model or settings.llm.model, "top_k": turn["top_k"],
+                   "retrieval_mode": settings.retrieval.mode, "embedder": settings.embedding.model},
     }

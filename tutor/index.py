@@ -28,23 +28,22 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from . import __version__, jsonl
+from . import jsonl
 from .chunking import chunk_document, searchable_text
 from .config import Settings
 from .corpus import load_file, scan
 from .embedding import Embedder
 from .errors import IndexChanging, IndexDamaged, IndexError_, IndexMissing
+from .manifest import CHUNKER_VERSION, FORMAT_VERSION, Manifest
 from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
 from .records import Chunk
 
-FORMAT_VERSION = 2  # 2: per-file sizes and checksums in the manifest ("integrity")
-CHUNKER_VERSION = 4  # 3: keeps `#@tab all` d2l cells, code indentation; 4: block spans end before the line break
 CURRENT = "CURRENT"
 LOCK = ".lock"
 EMBED_BATCH = 64
@@ -65,7 +64,8 @@ class IngestReport:
     chunks: int = 0
     embedded: int = 0
     rebuild_reason: str | None = None
-    repaired: list[str] = field(default_factory=list)  # damaged index files rebuilt (vectors kept)
+    repaired: list[str] = field(default_factory=list)  # index files rebuilt from the chunks (vectors kept)
+    repair_reason: str = ""  # why they were: damaged, or BM25 parameters changed
     seconds: dict[str, float] = field(default_factory=dict)
     index_path: str = ""
 
@@ -85,16 +85,33 @@ class Reporter:
 
 @dataclass
 class IndexData:
+    """A loaded generation. `load_index` owns its files: nothing else opens them."""
     path: Path
-    manifest: dict
+    manifest: Manifest
     chunks: list[Chunk]
     dense: object  # faiss.Index
-    bm25: object  # bm25s.BM25
+    bm25: object  # bm25s.BM25 as stored (None for an empty index)
+    tokens_current: bool = True  # stored BM25 tokens match today's tokeniser (a sample is compared)
+
+    def bm25_for(self, k1: float, b: float):
+        """The stored BM25 when it was built with `k1`, `b` and today's tokeniser, else one rebuilt
+        in memory (~3 s): an index from before a tokeniser change still searches correctly, and
+        `tutor ingest` (which records the parameters) makes it fast to load again."""
+        if not self.chunks:
+            return None
+        if self.bm25 is not None and self.tokens_current and \
+                all(abs(float(getattr(self.bm25, n, -1)) - v) < 1e-9 for n, v in (("k1", k1), ("b", b))):
+            return self.bm25
+        return bm25_index([chunk_tokens(c) for c in self.chunks], k1=k1, b=b)
 
 
 def chunker_settings(s: Settings) -> dict:
-    return {"version": CHUNKER_VERSION, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap,
+    return {"version": CHUNKER_VERSION, "chunk_size": s.embedding.chunk_size, "chunk_overlap": s.embedding.chunk_overlap,
             "tokenizer": TOKENIZER_VERSION}
+
+
+def bm25_settings(s: Settings) -> dict:
+    return {"k1": s.retrieval.bm25_k1, "b": s.retrieval.bm25_b}
 
 
 def live_generation(index_dir: Path) -> Path | None:
@@ -110,21 +127,10 @@ def live_generation(index_dir: Path) -> Path | None:
     return gen if (gen / "manifest.json").is_file() else None
 
 
-def _read_manifest_file(gen: Path) -> dict:
-    path = gen / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
-    if not isinstance(manifest, dict):
-        raise IndexDamaged(path, "not a JSON object")
-    return manifest
-
-
-def read_manifest(index_dir: Path) -> dict | None:
-    """The live generation's manifest; None without an index; IndexError_ when unreadable."""
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The live generation's manifest; None without an index; IndexDamaged when unreadable."""
     gen = live_generation(index_dir)
-    return _read_manifest_file(gen) if gen else None
+    return Manifest.read(gen) if gen else None
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -188,7 +194,7 @@ def _load_generation(gen: Path) -> IndexData:
     import bm25s
     import faiss
 
-    manifest = _read_manifest_file(gen)
+    manifest = Manifest.read(gen)
     bad = verify_generation(gen, manifest)
     if bad:
         raise IndexDamaged(gen / bad[0], "size or checksum differs from manifest.json"
@@ -212,7 +218,24 @@ def _load_generation(gen: Path) -> IndexData:
         raise IndexDamaged(gen / "dense.faiss", f"{dense.ntotal} vectors for {len(chunks)} chunks in chunks.jsonl")
     if faiss.get_num_gpus() > 0:  # faiss-gpu installed and a GPU visible
         dense = faiss.index_cpu_to_all_gpus(dense)
-    return IndexData(gen, manifest, chunks, dense, bm25)
+    return IndexData(gen, manifest, chunks, dense, bm25, _tokens_current(gen / "tokens.jsonl", chunks))
+
+
+def _tokens_current(path: Path, chunks: list[Chunk], sample: int = 24) -> bool:
+    """Whether the stored BM25 tokens match today's tokeniser, on a sample of chunks."""
+    if not chunks:
+        return True
+    if not path.is_file():
+        return False
+    want = {int(i) for i in np.linspace(0, len(chunks) - 1, num=min(sample, len(chunks)))}
+    try:
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if i in want and json.loads(line)["t"] != chunk_tokens(chunks[i]):
+                    return False
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
+    return True
 
 
 # ---- one writer at a time ------------------------------------------------------------------------
@@ -256,31 +279,9 @@ def _clean_leftovers(index_dir: Path, keep: Path | None) -> list[str]:
     return gone
 
 
-def _embedder_of(manifest: dict) -> dict:
-    """The manifest's embedder identity; indexes from before backends were recorded ran on torch."""
-    return {"backend": "torch", **manifest.get("embedder", {})}
-
-
-def _why_rebuild(old: dict | None, embedder_id: dict, chunker: dict) -> str | None:
-    if old is None:
-        return None
-    if old.get("format_version") != FORMAT_VERSION:
-        return "index format changed"
-    before = _embedder_of(old)
-    if before != embedder_id:
-        if before.get("backend") != embedder_id.get("backend") and before.get("spec") == embedder_id["spec"]:
-            return (f"embedder backend changed ({before.get('backend')} → {embedder_id.get('backend')}): "
-                    "re-embedding the whole corpus")
-        return (f"embedder changed ({before.get('spec')} → {embedder_id['spec']}): "
-                "re-embedding the whole corpus")
-    if old.get("chunker") != chunker:
-        return "chunker settings changed: re-chunking and re-embedding the whole corpus"
-    return None
-
-
 def ingest(settings: Settings, reporter: Reporter | None = None, rebuild: bool = False,
            embedder: Embedder | None = None) -> IngestReport:
-    """Bring `settings.index_dir` up to date with `settings.corpus_dir`.
+    """Bring `settings.index_dir` up to date with `settings.corpus_dir`: plan → collect → embed → write.
 
     Only new or changed files are parsed and embedded; a no-op leaves the index untouched. The
     whole ingest holds the index's writer lock (a second one waits). An unreadable manifest means
@@ -290,190 +291,206 @@ def ingest(settings: Settings, reporter: Reporter | None = None, rebuild: bool =
     """
     rep = reporter or Reporter()
     scan_warnings: list[str] = []
-    files = scan(settings.corpus_dir, warnings=scan_warnings)  # a bad corpus fails before index/ exists
-    index_dir = Path(settings.index_dir)
+    files = scan(settings.paths.corpus_dir, warnings=scan_warnings)  # a bad corpus fails before index/ exists
+    index_dir = Path(settings.paths.index_dir)
     with writing(index_dir, rep):
-        return _ingest_locked(settings, rep, rebuild, embedder, files, scan_warnings, index_dir)
-
-
-def _ingest_locked(settings: Settings, rep: Reporter, rebuild: bool, embedder: Embedder | None,
-                   files: list, scan_warnings: list[str], index_dir: Path) -> IngestReport:
-    report = IngestReport()
-    t0 = time.perf_counter()
-
-    def warn(message: str, rel: str | None = None) -> None:
-        report.warnings.append(message)
-        if rel is not None:
-            report.skipped.append(rel)
-        rep.warn(message)
-
-    for w in scan_warnings:
-        warn(w, w.split(": ", 1)[0])
-    report.files_total = len(files)
-    pointer_exists = (index_dir / CURRENT).exists()
-    old_gen = live_generation(index_dir)
-    _clean_leftovers(index_dir, old_gen)
-    old: dict | None = None
-    unusable: str | None = None  # why the old index cannot be used at all
-    if old_gen is not None:
-        try:
-            old = _read_manifest_file(old_gen)
-        except IndexDamaged as e:
-            unusable = f"{old_gen / 'manifest.json'} is unreadable: rebuilding the index from scratch"
-            rep.status(e.problem)
-    elif pointer_exists:
-        unusable = f"{index_dir / CURRENT} names no usable generation: rebuilding the index from scratch"
-    damaged = verify_generation(old_gen, old) if old is not None else []
-    chunker = chunker_settings(settings)
-    embedder = embedder or Embedder(settings, progress=rep.status)
-
-    # cheap no-op check before loading any model: same files, same hashes, same settings, intact
-    old_files = (old or {}).get("files", {})
-    current = {f.rel: f.sha256 for f in files}
-    same_settings = old is not None and old.get("chunker") == chunker and \
-        old.get("embedder", {}).get("spec") == settings.embedder and \
-        _embedder_of(old).get("backend") == embedder.backend and \
-        old.get("format_version") == FORMAT_VERSION and \
-        old.get("embedder", {}).get("query_prompt") == embedder.prompts.query and \
-        old.get("embedder", {}).get("passage_prompt") == embedder.prompts.passage
-    if not rebuild and not damaged and same_settings and \
-            {k: v["sha256"] for k, v in old_files.items()} == current:
-        report.unchanged = len(files)
-        report.chunks = old.get("chunk_count", 0)
-        for k, v in old_files.items():
-            if v.get("skipped"):
-                warn(v["skipped"], k)
-        report.index_path = str(old_gen)
+        t0 = time.perf_counter()
+        report = IngestReport(files_total=len(files))
+        for w in scan_warnings:
+            _warn(report, rep, w, w.split(": ", 1)[0])
+        embedder = embedder or Embedder(settings, progress=rep.status)
+        plan = _plan(settings, files, index_dir, embedder, rebuild, rep)
+        if plan.noop:
+            report.unchanged = len(files)
+            report.chunks = plan.old.chunk_count
+            for rel, v in plan.old.files.items():
+                if v.get("skipped"):
+                    _warn(report, rep, v["skipped"], rel)
+            report.index_path = str(plan.old_gen)
+        else:
+            t = time.perf_counter()
+            embedder_id = embedder.identity()  # loads the model
+            report.seconds["model_load"] = time.perf_counter() - t
+            report.rebuild_reason = plan.rebuild_reason
+            report.repaired, report.repair_reason = plan.repaired, plan.repair_reason
+            t = time.perf_counter()
+            batch = _collect(plan, files, settings, report, rep, embedder_id["dim"])
+            report.seconds["parse_chunk"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _embed(batch, embedder, rep)
+            report.embedded = len(batch.to_embed)
+            report.seconds["embed"] = time.perf_counter() - t
+            t = time.perf_counter()
+            manifest = Manifest(embedder=embedder_id, chunker=plan.chunker, bm25=bm25_settings(settings),
+                                files=batch.manifest_files, chunk_count=len(batch.chunks),
+                                corpus_dir=str(settings.paths.corpus_dir))
+            report.index_path = str(_write_generation(index_dir, manifest, batch.chunks, batch.tokens,
+                                                      np.vstack(batch.vectors).astype(np.float32) if batch.vectors
+                                                      else np.zeros((0, embedder_id["dim"]), np.float32)))
+            report.chunks = len(batch.chunks)
+            report.seconds["write"] = time.perf_counter() - t
         report.seconds["total"] = time.perf_counter() - t0
         return report
 
-    t_model = time.perf_counter()
-    embedder_id = embedder.identity()
-    report.seconds["model_load"] = time.perf_counter() - t_model
-    if rebuild and (old or unusable):
-        report.rebuild_reason = "--rebuild"
-    elif unusable:
-        report.rebuild_reason = unusable
-    else:
-        report.rebuild_reason = _why_rebuild(old, embedder_id, chunker)
-    lost = [d for d in damaged if not d.startswith(_DERIVED)]
-    if report.rebuild_reason is None and lost:
-        report.rebuild_reason = (f"damaged index files in {old_gen}: {', '.join(lost)} — "
-                                 "re-chunking and re-embedding the whole corpus")
-    reuse = old is not None and report.rebuild_reason is None
-    if reuse and damaged:  # only tokens.jsonl / bm25/: rebuilt below from the chunks
-        report.repaired = sorted({d.split("/")[0] + ("/" if "/" in d else "") for d in damaged})
-        rep.status(f"damaged index files in {old_gen}: {', '.join(report.repaired)} — rebuilding them "
-                   "from the chunks (vectors kept)")
 
-    old_rows: dict[str, list[int]] = {}
-    old_chunks: list[dict] = []
-    old_tokens: list[list[str]] = []
-    old_vectors = None
-    if reuse:
-        import faiss
+def _warn(report: IngestReport, rep: Reporter, message: str, rel: str | None = None) -> None:
+    report.warnings.append(message)
+    if rel is not None:
+        report.skipped.append(rel)
+    rep.warn(message)
 
-        old_chunks = _read_jsonl(old_gen / "chunks.jsonl")
-        if "tokens.jsonl" in damaged:
-            old_tokens = [chunk_tokens(Chunk(**row)) for row in old_chunks]
-        else:
-            old_tokens = [r["t"] for r in _read_jsonl(old_gen / "tokens.jsonl")]
+
+@dataclass
+class _Plan:
+    """What ingest will do, decided from the old generation before any model is loaded."""
+    chunker: dict
+    old_gen: Path | None = None
+    old: Manifest | None = None
+    noop: bool = False
+    rebuild_reason: str | None = None  # set: re-chunk and re-embed everything
+    repaired: list[str] = field(default_factory=list)  # derived files rebuilt from the chunks
+    repair_reason: str = ""
+    damaged: list[str] = field(default_factory=list)
+
+    @property
+    def reuse(self) -> bool:
+        """Whether unchanged files keep their chunks and vectors from the old generation."""
+        return self.old is not None and self.rebuild_reason is None
+
+
+def _plan(settings: Settings, files: list, index_dir: Path, embedder: Embedder, rebuild: bool,
+          rep: Reporter) -> _Plan:
+    plan = _Plan(chunker=chunker_settings(settings))
+    pointer_exists = (index_dir / CURRENT).exists()
+    plan.old_gen = live_generation(index_dir)
+    _clean_leftovers(index_dir, plan.old_gen)
+    unusable: str | None = None  # why the old index cannot be used at all
+    if plan.old_gen is not None:
         try:
-            idx = faiss.read_index(str(old_gen / "dense.faiss"))
-        except Exception as e:  # noqa: BLE001
-            raise IndexDamaged(old_gen / "dense.faiss", type(e).__name__) from None
-        old_vectors = idx.reconstruct_n(0, idx.ntotal) if idx.ntotal else np.zeros((0, embedder_id["dim"]), np.float32)
-        if not (len(old_chunks) == len(old_tokens) == len(old_vectors)):
-            raise IndexDamaged(old_gen, f"{len(old_chunks)} chunks, {len(old_tokens)} token rows, "
-                                    f"{len(old_vectors)} vectors")
-        for i, row in enumerate(old_chunks):
-            old_rows.setdefault(row["path"], []).append(i)
+            plan.old = Manifest.read(plan.old_gen)
+        except IndexDamaged as e:
+            unusable = f"{plan.old_gen / 'manifest.json'} is unreadable: rebuilding the index from scratch"
+            rep.status(e.problem)
+    elif pointer_exists:
+        unusable = f"{index_dir / CURRENT} names no usable generation: rebuilding the index from scratch"
+    old = plan.old
+    plan.damaged = verify_generation(plan.old_gen, old) if old is not None else []
 
-    chunks: list[Chunk] = []
-    tokens: list[list[str]] = []
-    vectors: list[np.ndarray] = []
-    to_embed: list[int] = []  # positions in `chunks` that need new vectors
-    manifest_files: dict[str, dict] = {}
+    if rebuild and (old or unusable):
+        plan.rebuild_reason = "--rebuild"
+    elif unusable:
+        plan.rebuild_reason = unusable
+    elif old is not None:
+        plan.rebuild_reason = old.why_rebuild(embedder.key(), plan.chunker)
+    lost = [d for d in plan.damaged if not d.startswith(_DERIVED)]
+    if plan.rebuild_reason is None and lost:
+        plan.rebuild_reason = (f"damaged index files in {plan.old_gen}: {', '.join(lost)} — "
+                               "re-chunking and re-embedding the whole corpus")
+    if not plan.reuse:
+        return plan
+    if plan.damaged:  # only tokens.jsonl / bm25/: rebuilt from the chunks
+        plan.repaired = sorted({d.split("/")[0] + ("/" if "/" in d else "") for d in plan.damaged})
+        plan.repair_reason = "damaged"
+        rep.status(f"damaged index files in {plan.old_gen}: {', '.join(plan.repaired)} — rebuilding them "
+                   "from the chunks (vectors kept)")
+    elif old.bm25_params() != (settings.retrieval.bm25_k1, settings.retrieval.bm25_b):
+        plan.repaired, plan.repair_reason = ["bm25/"], "BM25 k1/b changed"
+        rep.status("BM25 parameters changed: rebuilding BM25 from the chunks (vectors kept)")
+    same_files = {k: v["sha256"] for k, v in old.files.items()} == {f.rel: f.sha256 for f in files}
+    plan.noop = same_files and not plan.repaired
+    return plan
+
+
+@dataclass
+class _Batch:
+    """The new generation's rows: reused ones carry their vectors, new ones wait in `to_embed`."""
+    chunks: list[Chunk] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+    vectors: list = field(default_factory=list)
+    to_embed: list[int] = field(default_factory=list)  # positions in `chunks` that need new vectors
+    manifest_files: dict[str, dict] = field(default_factory=dict)
+
+
+def _old_rows(plan: _Plan, dim: int) -> tuple[list[dict], list[list[str]], np.ndarray]:
+    """The old generation's chunk rows, tokens and vectors, checked to line up."""
+    import faiss
+
+    gen = plan.old_gen
+    old_chunks = _read_jsonl(gen / "chunks.jsonl")
+    if "tokens.jsonl" in plan.damaged:
+        old_tokens = [chunk_tokens(Chunk(**row)) for row in old_chunks]
+    else:
+        old_tokens = [r["t"] for r in _read_jsonl(gen / "tokens.jsonl")]
+    try:
+        idx = faiss.read_index(str(gen / "dense.faiss"))
+    except Exception as e:  # noqa: BLE001
+        raise IndexDamaged(gen / "dense.faiss", type(e).__name__) from None
+    vectors = idx.reconstruct_n(0, idx.ntotal) if idx.ntotal else np.zeros((0, dim), np.float32)
+    if not (len(old_chunks) == len(old_tokens) == len(vectors)):
+        raise IndexDamaged(gen, f"{len(old_chunks)} chunks, {len(old_tokens)} token rows, {len(vectors)} vectors")
+    return old_chunks, old_tokens, vectors
+
+
+def _collect(plan: _Plan, files: list, settings: Settings, report: IngestReport, rep: Reporter,
+             dim: int) -> _Batch:
+    """Rows of unchanged files from the old generation; new and changed files parsed and chunked."""
+    out = _Batch()
+    old_files = plan.old.files if plan.old else {}
+    by_file: dict[str, list[int]] = {}
+    if plan.reuse:
+        old_chunks, old_tokens, old_vectors = _old_rows(plan, dim)
+        for i, row in enumerate(old_chunks):
+            by_file.setdefault(row["path"], []).append(i)
     rep.start("parsing & chunking", len(files))
-    t_parse = time.perf_counter()
     for f in files:
         prev = old_files.get(f.rel)
-        if reuse and prev and prev["sha256"] == f.sha256:
+        if plan.reuse and prev and prev["sha256"] == f.sha256:
             if prev.get("skipped"):  # known-bad file, unchanged: skip again, same warning
-                warn(prev["skipped"], f.rel)
-                manifest_files[f.rel] = prev
-                rep.advance(1)
-                continue
-            rows = old_rows.get(f.rel, [])
-            for i in rows:
-                chunks.append(Chunk(**old_chunks[i]))
-                tokens.append(old_tokens[i])
-                vectors.append(old_vectors[i])
-            manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(rows)}
-            report.unchanged += 1
+                _warn(report, rep, prev["skipped"], f.rel)
+                out.manifest_files[f.rel] = prev
+            else:
+                rows = by_file.get(f.rel, [])
+                for i in rows:
+                    out.chunks.append(Chunk(**old_chunks[i]))
+                    out.tokens.append(old_tokens[i])
+                    out.vectors.append(old_vectors[i])
+                out.manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(rows)}
+                report.unchanged += 1
             rep.advance(1)
             continue
         (report.changed if prev else report.added).append(f.rel)
         try:
             docs, warning = load_file(f)
         except ValueError as e:
-            warn(str(e), f.rel)
-            manifest_files[f.rel] = {"sha256": f.sha256, "chunks": 0, "skipped": str(e)}
+            _warn(report, rep, str(e), f.rel)
+            out.manifest_files[f.rel] = {"sha256": f.sha256, "chunks": 0, "skipped": str(e)}
             rep.advance(1)
             continue
         if warning:
-            warn(warning)
-        new = [c for d in docs for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap)]
+            _warn(report, rep, warning)
+        new = [c for d in docs for c in chunk_document(d, settings.embedding.chunk_size, settings.embedding.chunk_overlap)]
         for c in new:
-            to_embed.append(len(chunks))
-            chunks.append(c)
-            tokens.append(chunk_tokens(c))
-            vectors.append(None)  # type: ignore[arg-type]
-        manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(new)}
+            out.to_embed.append(len(out.chunks))
+            out.chunks.append(c)
+            out.tokens.append(chunk_tokens(c))
+            out.vectors.append(None)
+        out.manifest_files[f.rel] = {"sha256": f.sha256, "chunks": len(new)}
         rep.advance(1)
-    report.removed = sorted(set(old_files) - set(current))
-    report.seconds["parse_chunk"] = time.perf_counter() - t_parse
-
-    t_embed = time.perf_counter()
-    if to_embed:
-        rep.start("embedding", len(to_embed))
-        # longest first: every batch holds chunks of similar length (least padding)
-        to_embed.sort(key=lambda i: -len(searchable_text(chunks[i])))
-        for b in range(0, len(to_embed), EMBED_BATCH):
-            batch = to_embed[b:b + EMBED_BATCH]
-            vecs = embedder.passages([searchable_text(chunks[i]) for i in batch])
-            for i, v in zip(batch, vecs):
-                vectors[i] = v
-            rep.advance(len(batch))
-    report.embedded = len(to_embed)
-    report.seconds["embed"] = time.perf_counter() - t_embed
-
-    t_write = time.perf_counter()
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "tutor_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "embedder": embedder_id,
-        "chunker": chunker,
-        "corpus_dir": str(settings.corpus_dir),
-        "corpus_version": _corpus_version(manifest_files),
-        "files": manifest_files,
-        "skipped": [k for k, v in manifest_files.items() if v.get("skipped")],
-        "chunk_count": len(chunks),
-    }
-    matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder_id["dim"]), np.float32)
-    report.index_path = str(_write_generation(index_dir, manifest, chunks, tokens, matrix))
-    report.chunks = len(chunks)
-    report.seconds["write"] = time.perf_counter() - t_write
-    report.seconds["total"] = time.perf_counter() - t0
-    return report
+    report.removed = sorted(set(old_files) - {f.rel for f in files})
+    return out
 
 
-def _corpus_version(files: dict[str, dict]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
-    return h.hexdigest()[:16]
+def _embed(batch: _Batch, embedder: Embedder, rep: Reporter) -> None:
+    """Vectors for the new rows, longest first: every batch holds chunks of similar length."""
+    if not batch.to_embed:
+        return
+    rep.start("embedding", len(batch.to_embed))
+    order = sorted(batch.to_embed, key=lambda i: -len(searchable_text(batch.chunks[i])))
+    for b in range(0, len(order), EMBED_BATCH):
+        rows = order[b:b + EMBED_BATCH]
+        for i, v in zip(rows, embedder.passages([searchable_text(batch.chunks[i]) for i in rows])):
+            batch.vectors[i] = v
+        rep.advance(len(rows))
 
 
 def _fsync(path: Path) -> None:
@@ -488,7 +505,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
+def _write_generation(index_dir: Path, manifest: Manifest, chunks: list[Chunk],
                       tokens: list[list[str]], matrix: np.ndarray) -> Path:
     """Write a complete generation beside the live one, fsync it, then swap `CURRENT` to it.
     Holds the writer lock (re-entrant: `ingest` already holds it)."""
@@ -509,10 +526,9 @@ def _write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk],
                 dense.add(matrix)
             faiss.write_index(dense, str(tmp / "dense.faiss"))
             if chunks:
-                bm25 = bm25_index(tokens)
+                bm25 = bm25_index(tokens, *manifest.bm25_params())
                 bm25.save(str(tmp / "bm25"), show_progress=False)
-            manifest = {**manifest, "integrity": _integrity(tmp)}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+            replace(manifest, integrity=_integrity(tmp)).write(tmp)
             for p in sorted(tmp.rglob("*"), key=lambda p: -len(p.parts)):  # files, then their folders
                 _fsync(p)
             _fsync(tmp)

@@ -87,7 +87,7 @@ class Progress:
 
     @classmethod
     def of(cls, settings) -> "Progress":
-        return cls(Path(settings.data_dir) / DB_NAME)
+        return cls(Path(settings.paths.data_dir) / DB_NAME)
 
     def _damaged(self, e: Exception) -> ProgressError:
         return ProgressError(f"progress database {self.path} is unreadable ({e}); it was left as it is — "

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .credits import Credit
+
 
 HEADING_SEP = " › "  # between a title and its headings, and between nested headings
 
@@ -60,6 +62,7 @@ class Hit:
     score: float
     rank: int  # 1-based
     retriever: str = "hybrid"
+    credit: Credit | None = None  # authors, link, licence of the chunk's file (the corpus manifests)
 
     def to_dict(self) -> dict:
         c = self.chunk
@@ -75,6 +78,7 @@ class Hit:
             "start": c.start,
             "end": c.end,
             "text": c.text,
+            "credit": self.credit.to_dict() if self.credit else None,
         }
 
 

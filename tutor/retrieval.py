@@ -30,12 +30,10 @@ reciprocal ranks over lists we already have.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -43,9 +41,9 @@ import numpy as np
 from .config import Settings
 from .embedding import Embedder
 from .glossary import language, translate_terms
-from .errors import EmbedderMismatch, EmptyQuestion, IndexDamaged, QuestionTooLong
+from .errors import EmbedderMismatch, EmptyQuestion, QuestionTooLong
 from .index import IndexData
-from .lexical import bm25_index, chunk_tokens, tokenize
+from .lexical import tokenize
 from .records import Hit, SearchResult
 
 MODES = ("hybrid", "dense", "bm25")
@@ -160,7 +158,7 @@ def check_question(question: str, settings: Settings) -> str:
     q = (question or "").strip()
     if not q:
         raise EmptyQuestion()
-    limit = settings.max_question_chars
+    limit = settings.retrieval.max_question_chars
     if limit and limit > 0 and len(q) > limit:
         raise QuestionTooLong(len(q), limit)
     return q
@@ -168,20 +166,21 @@ def check_question(question: str, settings: Settings) -> str:
 
 class Retriever:
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings):
-        ident = index.manifest.get("embedder", {})
-        if ident.get("spec") != embedder.spec or ident.get("query_prompt") != embedder.prompts.query:
-            raise EmbedderMismatch(
-                f"index was built with embedder {ident.get('spec')!r} but {embedder.spec!r} is configured",
-                "run `tutor ingest` to rebuild, or set the embedder back")
-        built_on = ident.get("backend", "torch")  # indexes from before backends were recorded: torch
-        if built_on != embedder.backend:
-            raise EmbedderMismatch(
-                f"index was built with embedder {ident.get('spec')!r} on backend {built_on!r} but backend "
-                f"{embedder.backend!r} is configured", "run `tutor ingest` to rebuild, or set embed_backend back")
+        want = embedder.key()
+        if index.manifest.embedder_change(want):
+            have = index.manifest.embedder_key
+            if have.spec != want.spec:
+                problem = f"index was built with embedder {have.spec!r} but {want.spec!r} is configured"
+            elif have.backend != want.backend:
+                problem = (f"index was built with embedder {have.spec!r} on backend {have.backend!r} but backend "
+                           f"{want.backend!r} is configured")
+            else:
+                problem = f"index was built with embedder {have.spec!r} and other query/passage prompts"
+            raise EmbedderMismatch(problem, "run `tutor ingest` to rebuild, or set the embedder settings back")
         self.index = index
         self.embedder = embedder
         self.settings = settings
-        self.bm25 = self._checked_bm25()
+        self.bm25 = index.bm25_for(settings.retrieval.bm25_k1, settings.retrieval.bm25_b)
         self._heads = self._heading_tokens()
 
     def _heading_tokens(self) -> tuple[list[frozenset[str]], dict[str, float]]:
@@ -207,55 +206,20 @@ class Retriever:
         × (1 + heading_boost · share of the question's names, by idf, in the chunk's headings)."""
         s = self.settings
         chunks = self.index.chunks
-        prefixes = tuple(p for rx, p in SOURCE_HINTS if rx.search(query)) if s.source_boost else ()
+        prefixes = tuple(p for rx, p in SOURCE_HINTS if rx.search(query)) if s.retrieval.source_boost else ()
         heads, idf = self._heads
-        named = {t for w in names(query) for t in tokenize(w) if t in idf} if s.heading_boost else set()
+        named = {t for w in names(query) for t in tokenize(w) if t in idf} if s.retrieval.heading_boost else set()
         total = sum(idf[t] for t in named)
         if not prefixes and not total:
             return fused
         out = []
         for row, score in fused:
             if prefixes and chunks[row].path.startswith(prefixes):
-                score *= 1 + s.source_boost
+                score *= 1 + s.retrieval.source_boost
             if total:
-                score *= 1 + s.heading_boost * sum(idf[t] for t in named & heads[row]) / total
+                score *= 1 + s.retrieval.heading_boost * sum(idf[t] for t in named & heads[row]) / total
             out.append((row, score))
         return sorted(out, key=lambda kv: (-kv[1], kv[0]))
-
-    # ---- BM25 over the current tokeniser ------------------------------------------------------
-    def _checked_bm25(self):
-        """The index's BM25, or one rebuilt in memory (~3 s) when the index's tokens came from
-        another tokeniser (a sample of chunks is re-tokenised and compared) or its BM25 has other
-        parameters: an index built before a tokeniser change still searches correctly, and
-        `tutor ingest --rebuild` makes it fast to load again."""
-        index = self.index
-        if not index.chunks:
-            return None
-        s = self.settings
-        params_ok = index.bm25 is not None and \
-            abs(float(getattr(index.bm25, "k1", -1)) - s.bm25_k1) < 1e-9 and \
-            abs(float(getattr(index.bm25, "b", -1)) - s.bm25_b) < 1e-9
-        if params_ok and self._tokens_current():
-            return index.bm25
-        tokens = [chunk_tokens(c) for c in index.chunks]
-        return bm25_index(tokens, k1=s.bm25_k1, b=s.bm25_b)
-
-    def _tokens_current(self, sample: int = 24) -> bool:
-        path = Path(self.index.path) / "tokens.jsonl"
-        if not path.is_file():
-            return False
-        n = len(self.index.chunks)
-        want = {int(i) for i in np.linspace(0, n - 1, num=min(sample, n))}
-        try:
-            with path.open(encoding="utf-8") as f:
-                for i, line in enumerate(f):
-                    if i in want:
-                        stored = json.loads(line)["t"]
-                        if stored != chunk_tokens(self.index.chunks[i]):
-                            return False
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise IndexDamaged(path, f"{type(e).__name__}: {e}") from None
-        return True
 
     # ---- the single retrievers ----------------------------------------------------------------
     def _dense(self, vecs: np.ndarray, n: int) -> list[Ranked]:
@@ -284,21 +248,21 @@ class Retriever:
         translation), each alternate form of the question (with its translation)."""
         s = self.settings
         out = [Variant("q", query, 1.0)]
-        if s.cross_lingual:
+        if s.retrieval.cross_lingual:
             extra = translate_terms(query)
             if extra:
                 # the translated question holds the question's own words too; the bare question
                 # only adds lists biased to its own language (weight 0 by default: not run)
-                out = [Variant("q", query, s.original_weight)] if s.original_weight > 0 else []
-                out.append(Variant("x", f"{query} {extra}", s.translated_weight))
-        if s.split_parts:
-            for part in split_parts(query, max(s.max_query_parts, 0)):
-                extra = translate_terms(part) if s.cross_lingual else ""
-                out.append(Variant("p", f"{part} {extra}".strip(), s.part_weight))
+                out = [Variant("q", query, s.retrieval.original_weight)] if s.retrieval.original_weight > 0 else []
+                out.append(Variant("x", f"{query} {extra}", s.retrieval.translated_weight))
+        if s.retrieval.split_parts:
+            for part in split_parts(query, max(s.retrieval.max_query_parts, 0)):
+                extra = translate_terms(part) if s.retrieval.cross_lingual else ""
+                out.append(Variant("p", f"{part} {extra}".strip(), s.retrieval.part_weight))
         for alt in dict.fromkeys(a.strip() for a in alternates):
-            if alt and alt != query and s.standalone_weight > 0:
-                extra = translate_terms(alt) if s.cross_lingual else ""
-                out.append(Variant("a", f"{alt} {extra}".strip(), s.standalone_weight))
+            if alt and alt != query and s.retrieval.standalone_weight > 0:
+                extra = translate_terms(alt) if s.retrieval.cross_lingual else ""
+                out.append(Variant("a", f"{alt} {extra}".strip(), s.retrieval.standalone_weight))
         return out
 
     def plan(self, query: str, k: int | None = None, mode: str | None = None,
@@ -306,11 +270,11 @@ class Retriever:
         """The checked question and everything its search will run (ValueError on a bad mode)."""
         s = self.settings
         query = check_question(query, s)
-        k = k or s.top_k
-        mode = mode or s.retrieval_mode
+        k = k or s.retrieval.top_k
+        mode = mode or s.retrieval.mode
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r} (expected one of {', '.join(MODES)})")
-        return QueryPlan(query, tuple(self.variants(query, alternates)), mode, k, max(s.candidates, k),
+        return QueryPlan(query, tuple(self.variants(query, alternates)), mode, k, max(s.retrieval.candidates, k),
                          " ".join([query, *alternates]))
 
     def search(self, query: str, k: int | None = None, mode: str | None = None,
@@ -325,7 +289,7 @@ class Retriever:
         fused = self._boosted(plan.hint_text, self._fuse(plan, lists))
         chunks = self.index.chunks
         s = self.settings
-        fused = diversify(fused, lambda row: chunks[row].file, plan.k, s.file_cap, s.top_k, s.lead_bonus)
+        fused = diversify(fused, lambda row: chunks[row].file, plan.k, s.retrieval.file_cap, s.retrieval.top_k, s.retrieval.lead_bonus)
         hits = [Hit(chunks[row], score, rank, plan.mode) for rank, (row, score) in enumerate(fused, start=1)]
         sim = self._gate(plan, qvecs, [row for row, _ in fused], timings)
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -342,13 +306,13 @@ class Retriever:
             qvecs = self.embedder.queries([v.text for v in plan.variants])
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            w = s.dense_weight if plan.mode == "hybrid" else 1.0
+            w = s.retrieval.dense_weight if plan.mode == "hybrid" else 1.0
             for v, ranked in zip(plan.variants, self._dense(qvecs, plan.n)):
                 lists.append(Ranked(ranked.rows, ranked.scores, w * v.weight))
             timings["dense"] = (time.perf_counter() - t) * 1000
         if plan.mode in ("bm25", "hybrid"):
             t = time.perf_counter()
-            w = s.bm25_weight if plan.mode == "hybrid" else 1.0
+            w = s.retrieval.bm25_weight if plan.mode == "hybrid" else 1.0
             for v in plan.variants:
                 ranked = self._bm25(tokenize(v.text), plan.n)
                 lists.append(Ranked(ranked.rows, ranked.scores, w * v.weight))
@@ -359,7 +323,7 @@ class Retriever:
         """Weighted RRF of the lists; a single list of a single variant keeps its own scores."""
         if len(lists) == 1 and len(plan.variants) == 1:
             return list(zip(lists[0].rows, lists[0].scores))
-        return rrf(lists, self.settings.rrf_k)
+        return rrf(lists, self.settings.retrieval.rrf_k)
 
     def _gate(self, plan: QueryPlan, qvecs: np.ndarray | None, rows: list[int],
               timings: dict[str, float]) -> float | None:

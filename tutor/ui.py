@@ -72,8 +72,8 @@ class SettingsInfo:
         self.tutor = tutor
         s: Settings = tutor.settings
         # a GGUF given as a path is shown by its file name: web users need no local paths
-        local_gguf = ("/" in s.model or "\\" in s.model) and s.backend == "llamacpp"
-        self.model_name = Path(s.model).name if local_gguf else s.model
+        local_gguf = ("/" in s.llm.model or "\\" in s.llm.model) and s.llm.backend == "llamacpp"
+        self.model_name = Path(s.llm.model).name if local_gguf else s.llm.model
 
     def index_status(self, lang: str) -> str:
         try:
@@ -86,7 +86,7 @@ class SettingsInfo:
         return t(lang, "index_ok", n=n)
 
     def markdown(self, lang: str) -> str:
-        return (f"**{t(lang, 'backend')}**: `{self.tutor.settings.backend}`  \n"
+        return (f"**{t(lang, 'backend')}**: `{self.tutor.settings.llm.backend}`  \n"
                 f"**{t(lang, 'model')}**: `{self.model_name}`  \n**{t(lang, 'index')}**: {self.index_status(lang)}")
 
 
@@ -140,10 +140,10 @@ class Page:
 def _layout(tutor, info: SettingsInfo, lang_now: gr.State) -> Page:
     """The sidebar and the Ask / Quiz / Path tabs, labelled in Chinese until a language is known."""
     s: Settings = tutor.settings
-    limit = max(s.max_question_chars, 0)  # the question cap the API enforces; the textbox counts to it
+    limit = max(s.retrieval.max_question_chars, 0)  # the question cap the API enforces; the textbox counts to it
     with gr.Sidebar(label="设置 / Settings", open=True, position="left"):
         settings_box = gr.Markdown(info.markdown("zh"), elem_id="settings-info")
-        topk = gr.Slider(1, 20, value=s.top_k, step=1, label=t("zh", "topk"), elem_id="topk")
+        topk = gr.Slider(1, 20, value=s.retrieval.top_k, step=1, label=t("zh", "topk"), elem_id="topk")
         lang_choice = gr.Radio(LANG_CHOICES, value="auto", label=t("zh", "lang"), elem_id="lang-toggle")
         examples_hdr = gr.Markdown(f"**{t('zh', 'examples')}**")
         ex_buttons = [gr.Button(q, size="sm", elem_classes=["example-q"]) for q in EXAMPLES]
@@ -391,7 +391,7 @@ def _wire_feedback(s: Settings, page: Page, sess: gr.State, lang_now: gr.State) 
             return gr.update(), t(cur_lang, "fb_removed")
         rating = "up" if liked is True or str(liked).lower() in ("like", "true") else "down"
         fid = uuid.uuid4().hex[:12]
-        append_feedback(s.feedback_path, feedback_record(s, sess_v.turns[turn_no], rating, text or "", fid))
+        append_feedback(s.ui.feedback_path, feedback_record(s, sess_v.turns[turn_no], rating, text or "", fid))
         sess_v.last_rated = {"turn": turn_no, "rating": rating, "id": fid}
         return "", t(cur_lang, "fb_thanks_up" if rating == "up" else "fb_thanks_down")
 
@@ -401,7 +401,7 @@ def _wire_feedback(s: Settings, page: Page, sess: gr.State, lang_now: gr.State) 
         if not sess_v.turns:
             return gr.update(), t(cur_lang, "fb_none")
         last = sess_v.last_rated or {"turn": len(sess_v.turns) - 1, "rating": None, "id": uuid.uuid4().hex[:12]}
-        append_feedback(s.feedback_path,
+        append_feedback(s.ui.feedback_path,
                         feedback_record(s, sess_v.turns[last["turn"]], last["rating"], text, last["id"]))
         return "", t(cur_lang, "fb_comment_saved")
 
@@ -435,15 +435,15 @@ def launch(settings: Settings | None = None, host: str | None = None, port: int 
     from .serving import check_exposure
 
     settings = settings or load_settings()
-    host = host or settings.host
-    creds = check_exposure(host, settings.auth, no_auth, share)
+    host = host or settings.ui.host
+    creds = check_exposure(host, settings.ui.auth, no_auth, share)
     install_log_redaction(settings)
     tutor = tutor or Tutor(settings, progress=lambda m: log.info("%s", m))
     demo = build_app(tutor)
     if warmup:
         threading.Thread(target=warm_up, args=(tutor,), daemon=True, name="tutor-warmup").start()
     demo.queue(default_concurrency_limit=ANSWER_WORKERS, max_size=QUEUE_MAX)
-    demo.launch(server_name=host, server_port=port or settings.port, share=share,
+    demo.launch(server_name=host, server_port=port or settings.ui.port, share=share,
                 theme=_theme(), css=CSS, js=CITE_JS, footer_links=["api", "settings"], show_error=False,
                 auth=creds, **kwargs)
     return demo

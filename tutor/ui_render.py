@@ -126,20 +126,6 @@ def render_answer(text: str, turn: int, n_sources: int) -> str:
     return _CITE.sub(link, safe_markdown(text))
 
 
-def _credit(path: str) -> str:
-    p = path.replace("\\", "/")
-    if p.startswith("d2l-zh/") or "/d2l-zh/" in p:
-        return ("《动手学深度学习》d2l-zh · Aston Zhang, Zachary C. Lipton, Mu Li, Alexander J. Smola · "
-                '<a href="https://zh.d2l.ai" target="_blank" rel="noopener">zh.d2l.ai</a> · CC BY-SA 4.0')
-    if "world_models" in p:
-        return ("David Ha, Jürgen Schmidhuber · "
-                '<a href="https://worldmodels.github.io" target="_blank" rel="noopener">worldmodels.github.io</a>'
-                " · CC BY 4.0")
-    if "deepseek" in p.lower():
-        return "DeepSeek-AI · MIT"
-    return ""
-
-
 def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
                         answer: Answer | None = None, visible: bool = True,
                         evidence: list[Evidence] | None = None) -> str:
@@ -159,9 +145,8 @@ def render_turn_sources(turn: int, question: str, hits: list[Hit], lang: str,
         meta = [html.escape(c.file)]
         if c.page is not None:
             meta.insert(0, t(lang, "page", p=c.page))
-        credit = _credit(c.path or c.file)
-        if credit:
-            meta.append(credit)
+        if h.credit:
+            meta.append(h.credit.html())
         status = ""
         if answer is not None:
             status = (f'<span class="src-badge cited">{t(lang, "cited")}</span>' if n in cited else

@@ -64,7 +64,7 @@ def documents(settings: "Settings") -> list:
     from llama_index.core import Document
 
     out = []
-    for d in load_corpus(settings.corpus_dir).documents:
+    for d in load_corpus(settings.paths.corpus_dir).documents:
         meta = {"file_name": d.file, "file_path": d.path}
         if d.page is not None:
             meta["page_label"] = str(d.page)
@@ -81,7 +81,7 @@ def embed_model(settings: "Settings"):
     from ..models import resolve_embedder
 
     e = Embedder(settings)
-    location = resolve_embedder(settings.embedder, settings.home)
+    location = resolve_embedder(settings.embedding.model, settings.paths.home)
     kw = {"local_files_only": True} if isinstance(location, Path) else {}
     return HuggingFaceEmbedding(model_name=str(location), query_instruction=e.prompts.query or None,
                                 text_instruction=e.prompts.passage or None, **kw)
@@ -90,8 +90,8 @@ def embed_model(settings: "Settings"):
 def _fingerprint(settings: "Settings") -> str:
     import llama_index.core
 
-    files = sorted((f.rel, f.sha256) for f in scan(settings.corpus_dir))
-    key = {"files": files, "embedder": settings.embedder, "llama_index": llama_index.core.__version__,
+    files = sorted((f.rel, f.sha256) for f in scan(settings.paths.corpus_dir))
+    key = {"files": files, "embedder": settings.embedding.model, "llama_index": llama_index.core.__version__,
            "splitter": "SentenceSplitter()", "store": "faiss.IndexFlatL2"}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -106,7 +106,7 @@ def load_or_build_index(settings: "Settings", progress: Callable[[str], None] | 
     from llama_index.vector_stores.faiss import FaissVectorStore
 
     emb = embed_model(settings)
-    folder = Path(settings.index_dir) / "baselines" / f"{NAME}-{_fingerprint(settings)}"
+    folder = Path(settings.paths.index_dir) / "baselines" / f"{NAME}-{_fingerprint(settings)}"
     if (folder / "docstore.json").is_file():
         store = FaissVectorStore.from_persist_dir(str(folder))
         ctx = StorageContext.from_defaults(vector_store=store, persist_dir=str(folder))
@@ -132,9 +132,9 @@ def openai_like(settings: "Settings", base_url: str, model: str):
     from ..llm.params import default_params
 
     p = default_params(model, settings)
-    return OpenAILike(model=model, api_base=base_url, api_key=settings.api_key or "EMPTY", is_chat_model=True,
-                      context_window=settings.n_ctx, max_tokens=p.max_tokens, temperature=p.temperature,
-                      timeout=settings.timeout_s, additional_kwargs={"top_p": p.top_p})
+    return OpenAILike(model=model, api_base=base_url, api_key=settings.llm.api_key or "EMPTY", is_chat_model=True,
+                      context_window=settings.llm.n_ctx, max_tokens=p.max_tokens, temperature=p.temperature,
+                      timeout=settings.llm.timeout_s, additional_kwargs={"top_p": p.top_p})
 
 
 @contextlib.contextmanager
@@ -145,25 +145,25 @@ def baseline_llm(settings: "Settings", log_dir: Path) -> Iterator[tuple[object, 
     from ..llm.base import backend_kind
     from ..llm.launch import serve
 
-    kind = backend_kind(settings.backend)
+    kind = backend_kind(settings.llm.backend)
     if kind == "openai":
-        yield openai_like(settings, settings.base_url, settings.model), f"openai-like {settings.model}"
+        yield openai_like(settings, settings.llm.base_url, settings.llm.model), f"openai-like {settings.llm.model}"
     elif kind == "llamacpp":
-        with serve(settings.model, log_dir / "llama_server.log", home=settings.home, n_ctx=settings.n_ctx,
-                   n_threads=settings.n_threads) as srv:
-            yield openai_like(settings, srv.base_url, srv.model), f"llama.cpp server {settings.model}"
+        with serve(settings.llm.model, log_dir / "llama_server.log", home=settings.paths.home, n_ctx=settings.llm.n_ctx,
+                   n_threads=settings.llm.n_threads) as srv:
+            yield openai_like(settings, srv.base_url, srv.model), f"llama.cpp server {settings.llm.model}"
     else:
         raise ValueError("--baseline llamaindex answers through an OpenAI-compatible server: use "
                          "--backend llamacpp (started here) or --backend openai (vllm serve)")
 
 
 def signature(settings: "Settings", retrieval_only: bool) -> dict:
-    sig = {"pipeline": NAME, "retrieval_mode": NAME, "embedder": settings.embedder,
+    sig = {"pipeline": NAME, "retrieval_mode": NAME, "embedder": settings.embedding.model,
            "chunking": "SentenceSplitter() 1024/200 tokens", "vector_store": "faiss.IndexFlatL2",
            "similarity_top_k": 2}
     if not retrieval_only:
-        sig.update(backend=settings.backend, model=settings.model, max_tokens=settings.max_tokens,
-                   temperature=settings.temperature, top_p=settings.top_p, n_ctx=settings.n_ctx)
+        sig.update(backend=settings.llm.backend, model=settings.llm.model, max_tokens=settings.llm.max_tokens,
+                   temperature=settings.llm.temperature, top_p=settings.llm.top_p, n_ctx=settings.llm.n_ctx)
     return sig
 
 
@@ -222,7 +222,7 @@ class LlamaIndexBaseline:
             text = str(resp.response or "").strip()
             sources = [_node_hit(n, i) for i, n in enumerate(resp.source_nodes, start=1)]
             ans = {"answer": text, "refused": looks_refused(text), "citations": [], "sources": sources,
-                   "reasoning": None, "model": self.settings.model, "backend": f"{NAME} ({self.llm_name})",
+                   "reasoning": None, "model": self.settings.llm.model, "backend": f"{NAME} ({self.llm_name})",
                    "timings_ms": {"total": round(total, 2)}, "grounded": False, "invalid_citations": [],
                    "evidence": [], "decline_reason": None, "standalone_question": None}
             row.update({k: ans.get(k) for k in ANSWER_FIELDS})

@@ -402,10 +402,10 @@ class LLMJudge(Judge):
         self._settings = settings
         self._llm = llm
         self._llm_lock = threading.Lock()
-        self.mode = (mode or (settings.judge_mode if settings else "logprob")).strip().lower()
+        self.mode = (mode or (settings.judge.mode if settings else "logprob")).strip().lower()
         if self.mode not in ("logprob", "text"):
             raise ValueError(f"unknown judge mode {self.mode!r}: choose logprob or text")
-        self._threshold = threshold if threshold is not None else (settings.judge_threshold if settings else None)
+        self._threshold = threshold if threshold is not None else (settings.judge.threshold if settings else None)
         self.calls = 0
         self.unparseable = 0
         self.unparseable_examples: list[str] = []
@@ -416,7 +416,7 @@ class LLMJudge(Judge):
     def threshold(self) -> float:
         if self._threshold is not None:
             return self._threshold
-        model = self._llm.model if self._llm is not None else (self._settings.judge_model if self._settings else "")
+        model = self._llm.model if self._llm is not None else (self._settings.judge.model if self._settings else "")
         return CALIBRATED.get(model, 0.0)
 
     @property
@@ -426,8 +426,8 @@ class LLMJudge(Judge):
                 from tutor.llm import make_llm
 
                 s = self._settings
-                self._llm = make_llm(s, backend=s.judge_backend, model=s.judge_model,
-                                     base_url=s.judge_base_url)
+                self._llm = make_llm(s, backend=s.judge.backend, model=s.judge.model,
+                                     base_url=s.judge.base_url)
             return self._llm
 
     def share_llm(self, answering: "LLM") -> None:
@@ -438,17 +438,17 @@ class LLMJudge(Judge):
             return
         from tutor.llm.base import BACKENDS
 
-        same = (BACKENDS.get(s.judge_backend.strip().lower()) == BACKENDS.get(s.backend.strip().lower())
-                and s.judge_model == s.model
-                and (BACKENDS.get(s.backend.strip().lower()) != "openai" or s.judge_base_url == s.base_url))
+        same = (BACKENDS.get(s.judge.backend.strip().lower()) == BACKENDS.get(s.llm.backend.strip().lower())
+                and s.judge.model == s.llm.model
+                and (BACKENDS.get(s.llm.backend.strip().lower()) != "openai" or s.judge.base_url == s.llm.base_url))
         if same:
             with self._llm_lock:
                 self._llm = self._llm or answering
 
     def describe(self) -> dict:
         s = self._settings
-        model = self._llm.model if self._llm is not None else (s.judge_model if s else "")
-        backend = self._llm.backend if self._llm is not None else (s.judge_backend if s else "")
+        model = self._llm.model if self._llm is not None else (s.judge.model if s else "")
+        backend = self._llm.backend if self._llm is not None else (s.judge.backend if s else "")
         out = {"name": self.name, "kind": self.kind, "backend": backend, "model": model,
                "calls": self.calls, "unparseable": self.unparseable, "mode": self.mode}
         if self.mode == "logprob":
@@ -506,7 +506,7 @@ class LLMJudge(Judge):
 
         llm = self.llm
         # a reasoning model thinks before its verdict; an ordinary one needs a few tokens only
-        max_tokens = max(self._settings.max_tokens, 1024) if self._settings and \
+        max_tokens = max(self._settings.llm.max_tokens, 1024) if self._settings and \
             getattr(llm, "reasoning", False) else 8
         text, _ = llm.complete(self.messages(claim, passages, lang, question),
                                GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
@@ -524,11 +524,11 @@ class LLMJudge(Judge):
 def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
     """The judge called `name` (default: settings.judge). A run makes one and hands it to the
     answer scorers and the report, which measures agreement with that very instance."""
-    name = (name or (settings.judge if settings else "lexical")).strip().lower()
+    name = (name or (settings.judge.name if settings else "lexical")).strip().lower()
     if name == "lexical":
         judge: Judge = LexicalJudge()
     elif name == "claims":
-        judge = ClaimsJudge(corpus_dir=settings.corpus_dir if settings else None)
+        judge = ClaimsJudge(corpus_dir=settings.paths.corpus_dir if settings else None)
     elif name == "llm":
         if settings is None:
             raise ValueError("the llm judge needs settings (judge_backend / judge_model)")

@@ -53,7 +53,7 @@ def retrieval_row(tutor, item: EvalItem, query: str | None = None, alternates: t
     """Search the item in every mode; keep the configured mode's hits as the item's `hits`.
     `query` / `alternates`: what to search instead of the item's question (a follow-up's
     standalone forms)."""
-    primary = tutor.settings.retrieval_mode
+    primary = tutor.settings.retrieval.mode
     ranks, hits_by_mode, timings = {}, {}, {}
     for mode in MODES:
         res = tutor.search(query or item.question, k=TOP_N, mode=mode, alternates=alternates)
@@ -79,10 +79,10 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
     retrieval = retrieval or retrieval_row
     convs = None
     if is_multiturn(opts.dataset):
-        convs = load_conversations(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
+        convs = load_conversations(opts.dataset, tutor.settings.paths.corpus_dir)[: opts.limit or None]
         items = [it for c in convs for it in c.items]
     else:
-        items = load_dataset(opts.dataset, tutor.settings.corpus_dir)[: opts.limit or None]
+        items = load_dataset(opts.dataset, tutor.settings.paths.corpus_dir)[: opts.limit or None]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     sig = run_signature(tutor.settings, opts.dataset, opts.retrieval_only, opts.judge, opts.pipeline)
@@ -151,7 +151,7 @@ def run(tutor, opts: EvalOptions, progress: Callable[[int, int], None] | None = 
         tmp.write_text("".join(jsonl.dumps(r) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(results_path)
     report = build_report(items, rows, sig, wall_s=wall, resumed=total - len(todo), judge=judge,
-                          labels=tutor.settings.judge_labels)
+                          labels=tutor.settings.judge.labels)
     from .report import write_reports
 
     write_reports(out, report, items, rows)

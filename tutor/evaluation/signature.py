@@ -1,7 +1,7 @@
 """A run's signature: every setting that can change its results, so a resumed run with other
 settings is refused instead of silently merged into the old rows.
 
-Derived from the `Settings` fields, not listed by hand: a field is in unless it cannot change
+Derived from every setting (by its flat name, `Settings.as_dict`), not listed by hand: a field is in unless it cannot change
 results (where files live, how the UI is served, secrets, retry and timeout policy, quiz
 modes), and the answering and judging fields only count when the run answers. Keys are the
 settings' own names (the names old run folders used); a key one signature lacks (a setting
@@ -9,7 +9,6 @@ added since) counts as its default.
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,14 @@ _SERVED_BY = {"base_url": "backend", "judge_base_url": "judge_backend"}
 
 def settings_signature(s: Settings, answers: bool) -> dict[str, Any]:
     """The result-changing settings of `s`, by name (JSON values)."""
+    flat = s.as_dict()
     sig: dict[str, Any] = {}
-    for f in fields(s):
-        if f.name in NOT_RESULTS or (f.name in ANSWER_ONLY and not answers):
+    for name, value in flat.items():
+        if name in NOT_RESULTS or (name in ANSWER_ONLY and not answers):
             continue
-        value = getattr(s, f.name)
-        if f.name in _SERVED_BY:
-            value = mask_url(value) if getattr(s, _SERVED_BY[f.name]) == "openai" else None
-        sig[f.name] = str(value) if isinstance(value, Path) else value
+        if name in _SERVED_BY:
+            value = mask_url(value) if flat[_SERVED_BY[name]] == "openai" else None
+        sig[name] = value
     return sig
 
 

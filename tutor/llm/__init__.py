@@ -22,7 +22,7 @@ def make_llm(settings: "Settings", *, backend: str | None = None, model: str | N
              base_url: str | None = None, progress: Progress | None = None) -> LLM:
     """Build the configured backend; heavy imports (llama_cpp, openai, vllm) happen only here."""
     settings = settings.replace(model=model, base_url=base_url)
-    name = backend or settings.backend
+    name = backend or settings.llm.backend
     kind = backend_kind(name)
     if kind == "llamacpp":
         from tutor.llm.llamacpp import LlamaCppLLM

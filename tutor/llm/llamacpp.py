@@ -32,21 +32,21 @@ class LlamaCppLLM(LLM):
             raise LLMError("the llamacpp backend needs llama-cpp-python",
                            "pip install 'llama-cpp-python==0.3.36'") from None
         self.settings = settings
-        self.model = settings.model
+        self.model = settings.llm.model
         try:
-            self.path = resolve_gguf(settings.model, settings.home, progress)
+            self.path = resolve_gguf(settings.llm.model, settings.paths.home, progress)
         except ModelError as e:
             raise LLMError(str(e)) from None
-        if settings.llama_probe:
+        if settings.llm.llama_probe:
             from tutor.llm.probe import probe
 
-            probe(self.path, settings.home, settings.n_threads, progress=progress)  # cached after the first time
+            probe(self.path, settings.paths.home, settings.llm.n_threads, progress=progress)  # cached after the first time
         if progress:
             progress(f"loading {self.path.name}…")
         try:
-            self._llm = Llama(model_path=str(self.path), n_ctx=settings.n_ctx,
-                              n_threads=settings.n_threads or os.cpu_count(),
-                              flash_attn=settings.flash_attn, verbose=False)
+            self._llm = Llama(model_path=str(self.path), n_ctx=settings.llm.n_ctx,
+                              n_threads=settings.llm.n_threads or os.cpu_count(),
+                              flash_attn=settings.llm.flash_attn, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
         self.context_window = self._llm.n_ctx()

@@ -35,16 +35,16 @@ class OpenAICompatLLM(LLM):
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
-        self.model = settings.model
+        self.model = settings.llm.model
         self.reasoning = is_reasoning_model(self.model)
-        self.base_url = settings.base_url.rstrip("/")
-        self.timeout_s = settings.timeout_s
-        self.retries = max(0, settings.retries)
+        self.base_url = settings.llm.base_url.rstrip("/")
+        self.timeout_s = settings.llm.timeout_s
+        self.retries = max(0, settings.llm.retries)
         self.context_window = None
         self.served: list[str] = []
         # max_retries=0: the client would also retry timeouts and 5xx; we retry connection errors only
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=settings.api_key or "EMPTY",
-                                     timeout=settings.timeout_s, max_retries=0)
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=settings.llm.api_key or "EMPTY",
+                                     timeout=settings.llm.timeout_s, max_retries=0)
         self._checked = False
         self._check_lock = threading.Lock()
 

@@ -34,10 +34,10 @@ def sampling(settings: "Settings", reasoning: bool) -> GenParams:
     """Deterministic for ordinary models; DeepSeek's recommended 0.6/0.95 for reasoning models
     (greedy decoding makes R1 distills loop). Explicit settings always win."""
     return GenParams(
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature if settings.temperature is not None
+        max_tokens=settings.llm.max_tokens,
+        temperature=settings.llm.temperature if settings.llm.temperature is not None
         else (0.6 if reasoning else 0.0),
-        top_p=settings.top_p if settings.top_p is not None else (0.95 if reasoning else 1.0),
+        top_p=settings.llm.top_p if settings.llm.top_p is not None else (0.95 if reasoning else 1.0),
     )
 
 

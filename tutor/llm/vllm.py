@@ -38,9 +38,9 @@ class VLLMLocal(LLM):
         class (both None: import vLLM and load `settings.model`). The seam lets the batching be
         tested without a GPU."""
         self.settings = settings
-        self.model = settings.model
+        self.model = settings.llm.model
         self.reasoning = is_reasoning_model(self.model)
-        self.context_window = settings.n_ctx
+        self.context_window = settings.llm.n_ctx
         self._lock = threading.Lock()  # vllm.LLM is not thread-safe; one call at a time
         if engine is not None:
             self._llm, self._sampling_cls = engine, sampling_params
@@ -52,9 +52,9 @@ class VLLMLocal(LLM):
                            "machine (or run `vllm serve` there and use --backend openai)") from None
         self._sampling_cls = vllm.SamplingParams
         try:
-            self._llm = vllm.LLM(model=settings.model, max_model_len=settings.n_ctx)
+            self._llm = vllm.LLM(model=settings.llm.model, max_model_len=settings.llm.n_ctx)
         except Exception as e:  # noqa: BLE001 - CUDA/model errors come in many types
-            raise LLMError(f"vLLM could not load {settings.model!r}: {e}") from None
+            raise LLMError(f"vLLM could not load {settings.llm.model!r}: {e}") from None
 
     def _sampling(self, params: GenParams | None) -> Any:
         p = params or sampling(self.settings, self.reasoning)
