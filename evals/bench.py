@@ -180,7 +180,8 @@ def child_gate(backends: list[str]) -> dict:
             docs, _ = load_file(f)
         except ValueError:
             continue
-        chunks += [searchable_text(c) for d in docs for c in chunk_document(d, s.embedding.chunk_size, s.embedding.chunk_overlap)]
+        emb = s.embedding
+        chunks += [searchable_text(c) for d in docs for c in chunk_document(d, emb.chunk_size, emb.chunk_overlap)]
     picked = [chunks[int(i)] for i in np.linspace(0, len(chunks) - 1, GATE_CHUNKS)]
     questions = _questions()[:GATE_QUESTIONS]
     ref = Embedder(s.replace(embed_backend="torch"))

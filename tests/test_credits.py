@@ -36,3 +36,21 @@ def test_nearest_manifest_wins_and_paths_stay_inside(tmp_path):
     import os
     os.utime(tmp_path / "a" / "b" / "MANIFEST.tsv", ns=(1, 1))
     assert c.of("a/b/z.md").license == "BSD-3-Clause"
+
+
+def test_search_hits_carry_their_credit(ingest_notes, embedder):
+    """`Tutor.search` (hence `tutor search --json`, `ask --json` and the UI's source cards) gives each hit
+    the credit of its file, read at search time from the corpus the index was built from."""
+    from tutor.api import Tutor
+
+    s, _ = ingest_notes("credits")
+    (s.paths.corpus_dir / "notes" / "MANIFEST.tsv").write_text(
+        "file\tlicense\tauthors\turl\nresnet.md\tCC BY 4.0\tA. Author\thttps://example.org/resnet\n", encoding="utf-8")
+    tutor = Tutor(s)
+    tutor._embedder = embedder
+    hits = tutor.search("残差连接为什么能训练很深的网络", k=3).hits
+    by_path = {h.chunk.path: h for h in hits}
+    assert by_path["notes/resnet.md"].credit.license == "CC BY 4.0"
+    assert by_path["notes/resnet.md"].to_dict()["credit"] == {
+        "license": "CC BY 4.0", "authors": "A. Author", "title": "", "url": "https://example.org/resnet"}
+    assert all(h.credit is None for h in hits if h.chunk.path != "notes/resnet.md")

@@ -1,6 +1,7 @@
 """The embedder's prompts: a setting, else the model folder's own, else the preset's (tutor/embed_prompts.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def test_a_non_preset_model_uses_its_own_prompts_and_no_name_guess(tmp_path: Pat
     assert Embedder(Settings().replace(embedder=str(own), home=tmp_path)).prompts == EmbedPrompts("Represent this sentence: ", "")
     named_e5 = _folder(tmp_path, "my-e5-model", {"prompts": {}})  # "e5" in a name no longer means e5 prefixes
     assert Embedder(Settings().replace(embedder=str(named_e5), home=tmp_path)).prompts == EmbedPrompts("", "")
-    overridden = Embedder(Settings().replace(embedder=str(own), home=tmp_path, query_prompt="", passage_prompt="p: "))
+    base = Settings().replace(embedder=str(own), home=tmp_path)
+    overridden = Embedder(dataclasses.replace(base, embedding=dataclasses.replace(base.embedding, query_prompt="",
+                                                                                 passage_prompt="p: ")))
     assert overridden.prompts == EmbedPrompts("", "p: ")
 
 

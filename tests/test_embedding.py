@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tutor import onnx_backend
 from tutor.config import Settings, load_settings
 from tutor.embedding import Embedder
 from tutor.index import IndexError_, ingest, load_index
-from tutor.manifest import EmbedderKey, Manifest
+from tutor.manifest import Manifest
 from tutor.models import ModelError, _source_fingerprint, export_folder, resolve_embedder, resolve_exported_embedder
 from tutor.retrieval import Retriever
 
@@ -165,8 +166,9 @@ def test_query_cache_is_bounded(embedder, base_settings, monkeypatch):
 
 
 def test_why_rebuild_knows_the_backend():
-    onnx = EmbedderKey("multilingual-e5-small", "openvino", "query: ", "passage: ")
-    torch = EmbedderKey("multilingual-e5-small", "torch", "query: ", "passage: ")
+    prompts = SimpleNamespace(query="query: ", passage="passage: ")
+    onnx = SimpleNamespace(spec="multilingual-e5-small", backend="openvino", prompts=prompts)
+    torch = SimpleNamespace(spec="multilingual-e5-small", backend="torch", prompts=prompts)
     chunker = {"version": 1}
     recorded = {"spec": "multilingual-e5-small", "dim": 384, "query_prompt": "query: ", "passage_prompt": "passage: "}
     old_torch = Manifest(embedder=recorded, chunker=chunker)  # written before backends were recorded
@@ -175,6 +177,9 @@ def test_why_rebuild_knows_the_backend():
         "embedder backend changed (torch → openvino): re-embedding the whole corpus"
     assert Manifest(embedder={**recorded, "backend": "openvino"}, chunker=chunker).why_rebuild(onnx, chunker) is None
     assert old_torch.why_rebuild(torch, {"version": 2}).startswith("chunker settings changed")
+    other_prompts = SimpleNamespace(spec="multilingual-e5-small", backend="torch",
+                                    prompts=SimpleNamespace(query="", passage=""))
+    assert "prompts" in old_torch.why_rebuild(other_prompts, chunker)
 
 
 def test_backend_switch_is_refused_then_rebuilt(tmp_path, base_settings, embedder, torch_embedder, write_notes):

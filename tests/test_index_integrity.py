@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import tutor.index as index_mod
+import tutor.manifest as manifest_mod
 from tutor.index import CURRENT, IndexError_, ingest, live_generation, load_index, read_manifest
 from tutor.retrieval import Retriever
 
@@ -71,7 +72,7 @@ def test_unreadable_manifest_with_rebuild_flag_in_the_cli(work):
     out = cli("ingest", str(work.corpus_dir), "--index", str(work.index_dir), "--rebuild", cwd=work.index_dir.parent)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "indexed 3 files" in out.stdout
-    assert read_manifest(work.index_dir).format_version == index_mod.FORMAT_VERSION
+    assert read_manifest(work.index_dir).format_version == manifest_mod.FORMAT_VERSION
 
 
 def test_pointer_to_nothing_rebuilds_with_a_message(work, embedder):
@@ -147,6 +148,7 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from tutor.index import _write_generation, load_index
+    from tutor.manifest import Manifest
     from tutor.records import Chunk
     index_dir, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(abs(hash(who)) % 1000)
@@ -154,7 +156,7 @@ WRITER = textwrap.dedent("""
         chunks = [Chunk(f"{who}-{i}-{j}", "a.md", "a.md", "t", "s", None, 0, 5, f"{who} text {j}") for j in range(20)]
         m = rng.standard_normal((20, 8)).astype(np.float32)
         m /= np.linalg.norm(m, axis=1, keepdims=True)
-        _write_generation(index_dir, {"format_version": 2, "files": {}, "chunk_count": 20}, chunks,
+        _write_generation(index_dir, Manifest(chunk_count=20), chunks,
                           [[who, "text", str(j)] for j in range(20)], m)
     print("ok")
 """)

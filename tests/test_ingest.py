@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tutor.index as index_mod
+import tutor.manifest as manifest_mod
 from tutor.embedding import Embedder
 from tutor.index import (CURRENT, IndexError_, ingest, live_generation, load_index, read_manifest)
 from tutor.retrieval import Retriever
@@ -109,7 +110,7 @@ def test_changed_file_reembeds_only_its_chunks(work, embedder):
         if c.path != "notes/resnet.md":
             assert np.array_equal(new[c.id], old[c.id]), "unchanged files keep their vectors"
     assert live_generation(index_dir) != old_gen and not old_gen.exists()  # old generation cleaned up
-    assert read_manifest(index_dir)["files"]["notes/resnet.md"]["chunks"] == len(resnet)
+    assert read_manifest(index_dir).files["notes/resnet.md"]["chunks"] == len(resnet)
     assert search_ids(s, embedder, "ResNet 的瓶颈块怎么减少计算量", k=1)[0] in {c.id for c in resnet}
 
 
@@ -138,7 +139,7 @@ def test_added_file_and_chunk_size_change(work, embedder):
     assert report.rebuild_reason and "chunker settings changed" in report.rebuild_reason
     data = load_index(index_dir)
     assert report.embedded == report.chunks == len(data.chunks) > total
-    assert data.manifest.chunker == {"version": index_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10,
+    assert data.manifest.chunker == {"version": manifest_mod.CHUNKER_VERSION, "chunk_size": 60, "chunk_overlap": 10,
                                         "tokenizer": index_mod.TOKENIZER_VERSION}
     assert ingest(small, embedder=embedder).noop
     # a retriever over the old settings' index still loads the new one fine
@@ -264,7 +265,7 @@ def test_bad_files_are_skipped_and_remembered(work, embedder, make_pdf):
 def test_manifest_is_valid_json_with_corpus_version(built):
     s, _ = built
     manifest = json.loads((live_generation(s.index_dir) / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == index_mod.FORMAT_VERSION
+    assert manifest["format_version"] == manifest_mod.FORMAT_VERSION
     assert len(manifest["corpus_version"]) == 16 and manifest["chunk_count"] > 0
 
 

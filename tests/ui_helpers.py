@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator
@@ -20,6 +21,7 @@ import httpx
 
 from tutor.answer import Event
 from tutor.config import Settings
+from tutor.credits import Credits
 from tutor.llm.base import LLMError
 from tutor.retrieval import check_question
 from tutor.records import Answer, Chunk, Citation, Hit
@@ -94,7 +96,7 @@ def _chunk(i: int, title: str, section: str, text: str, path: str) -> Chunk:
                  start=0, end=len(text), text=text)
 
 
-FAKE_HITS = (
+FAKE_HITS = tuple(replace(h, credit=Credits(ROOT / "corpus").of(h.chunk.path)) for h in (  # as Tutor.search does
     Hit(_chunk(1, "ResNet 笔记", "残差连接",
                "ResNet 通过残差连接 y = F(x) + x 让 152 层的网络也能训练。梯度可以沿着恒等映射直接回传。",
                "notes/resnet.md"), 0.9, 1),
@@ -104,7 +106,7 @@ FAKE_HITS = (
         0.8, 2),
     Hit(_chunk(3, "Attention notes", "Scaled dot-product attention",
                "Attention weights are softmax(QK^T / sqrt(d_k)).", "notes/attention.md"), 0.5, 3),
-)
+))
 FAKE_REASONING = "Let me check source one. HIDDEN-REASONING-42"
 HOSTILE_TEXT = ("Residual connections help [1]. ![pixel]({url}/pixel.png) Read more at [the official guide]"
                 "({url}/phish) or {url}/bare or www.example.invalid/x or mail admin@example.invalid. "

@@ -167,8 +167,9 @@ def ingest_cmd(
         if report.rebuild_reason:
             err.print(f"[yellow]full rebuild:[/yellow] {safe(report.rebuild_reason)}")
         if report.repaired:
-            err.print(f"[yellow]rebuilt from the chunks[/yellow] ({report.repair_reason}): "
-                      f"{safe(', '.join(report.repaired))}")
+            what = "repaired:[/yellow] rebuilt damaged" if report.repair_reason == "damaged" else \
+                f"{report.repair_reason}:[/yellow] rebuilt"
+            err.print(f"[yellow]{what} {safe(', '.join(report.repaired))} from the chunks")
         # the warnings were printed once each by the reporter, as they happened
         if report.noop:
             console.print(f"index is up to date ({report.files_total} files, {report.chunks} chunks) — nothing to do")
@@ -220,11 +221,13 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
 
     with user_errors():
         s = settings()
-        rows = [{"role": "embedder", "name": s.embedding.model, "state": embedder_state(s.embedding.model, s.paths.home)}]
+        emb = s.embedding.model
+        rows = [{"role": "embedder", "name": emb, "state": embedder_state(emb, s.paths.home)}]
         backend = backend_id(s.embedding.backend)
         target = RUNTIMES.get(backend, ("torch",))[0]
         rows.append({"role": "embedder backend", "name": backend,
-                     "state": "sentence-transformers" if backend == "torch" else export_state(s.embedding.model, s.paths.home, target)})
+                     "state": "sentence-transformers" if backend == "torch"
+                     else export_state(emb, s.paths.home, target)})
         for name, preset in GGUF_PRESETS.items():
             mark = " (configured)" if s.llm.backend == "llamacpp" and s.llm.model == name else ""
             rows.append({"role": "llm preset" + mark, "name": name, "state": gguf_state(name, s.paths.home),

@@ -166,7 +166,7 @@ def check_index(settings: Settings) -> Check:
         return Check("index", False, f"damaged in {gen}: {', '.join(damaged)} (size or checksum differs)",
                      "run `tutor ingest` (it rebuilds the damaged files)")
     try:
-        change = manifest.embedder_change(Embedder(settings).key())
+        change = manifest.embedder_change(Embedder(settings))
     except ModelError as e:
         return Check("index", False, f"cannot tell whether it fits the embedder: {e}", "see the embedder line")
     if change:

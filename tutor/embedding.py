@@ -24,7 +24,6 @@ import numpy as np
 
 from .config import Settings
 from .embed_prompts import EmbedPrompts, model_prompts, resolve_prompts
-from .manifest import EmbedderKey
 from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
 QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
@@ -116,10 +115,6 @@ class Embedder:
         """What an index records about its embedder (loads the model for `dim`)."""
         return {"spec": self.spec, "dim": self.dim, "query_prompt": self.prompts.query,
                 "passage_prompt": self.prompts.passage, "backend": self.backend}
-
-    def key(self) -> EmbedderKey:
-        """What must match an index's embedder for its vectors to be comparable (no model load)."""
-        return EmbedderKey(self.spec, self.backend, self.prompts.query, self.prompts.passage)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         """One batch of already-prompted texts → normalised float32 vectors. Every backend gets the

@@ -40,7 +40,7 @@ from .config import Settings
 from .corpus import load_file, scan
 from .embedding import Embedder
 from .errors import IndexChanging, IndexDamaged, IndexError_, IndexMissing
-from .manifest import CHUNKER_VERSION, FORMAT_VERSION, Manifest
+from .manifest import CHUNKER_VERSION, Manifest
 from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
 from .records import Chunk
 
@@ -106,8 +106,8 @@ class IndexData:
 
 
 def chunker_settings(s: Settings) -> dict:
-    return {"version": CHUNKER_VERSION, "chunk_size": s.embedding.chunk_size, "chunk_overlap": s.embedding.chunk_overlap,
-            "tokenizer": TOKENIZER_VERSION}
+    return {"version": CHUNKER_VERSION, "chunk_size": s.embedding.chunk_size,
+            "chunk_overlap": s.embedding.chunk_overlap, "tokenizer": TOKENIZER_VERSION}
 
 
 def bm25_settings(s: Settings) -> dict:
@@ -158,11 +158,11 @@ def _integrity(gen: Path) -> dict[str, dict]:
     return {rel: {"size": (gen / rel).stat().st_size, "sha256": _sha256(gen / rel)} for rel in _data_files(gen)}
 
 
-def verify_generation(gen: Path, manifest: dict) -> list[str]:
+def verify_generation(gen: Path, manifest: Manifest) -> list[str]:
     """The data files of `gen` that are missing or differ from the manifest's sizes and
     checksums (sizes first: a truncated file costs no hashing). An index written before
     checksums existed (format 1) is not checked here; its files are still parsed on load."""
-    recorded = manifest.get("integrity")
+    recorded = manifest.integrity
     if not isinstance(recorded, dict):
         return []
     bad = []
@@ -381,7 +381,7 @@ def _plan(settings: Settings, files: list, index_dir: Path, embedder: Embedder, 
     elif unusable:
         plan.rebuild_reason = unusable
     elif old is not None:
-        plan.rebuild_reason = old.why_rebuild(embedder.key(), plan.chunker)
+        plan.rebuild_reason = old.why_rebuild(embedder, plan.chunker)
     lost = [d for d in plan.damaged if not d.startswith(_DERIVED)]
     if plan.rebuild_reason is None and lost:
         plan.rebuild_reason = (f"damaged index files in {plan.old_gen}: {', '.join(lost)} — "
@@ -468,7 +468,8 @@ def _collect(plan: _Plan, files: list, settings: Settings, report: IngestReport,
             continue
         if warning:
             _warn(report, rep, warning)
-        new = [c for d in docs for c in chunk_document(d, settings.embedding.chunk_size, settings.embedding.chunk_overlap)]
+        emb = settings.embedding
+        new = [c for d in docs for c in chunk_document(d, emb.chunk_size, emb.chunk_overlap)]
         for c in new:
             out.to_embed.append(len(out.chunks))
             out.chunks.append(c)

@@ -23,7 +23,7 @@ FILE = "manifest.json"
 
 @dataclass(frozen=True)
 class EmbedderKey:
-    """What makes two embeddings comparable: the model, its backend and both prompts."""
+    """What an index records about its embedder that must match for vectors to be comparable."""
     spec: str
     backend: str
     query_prompt: str | None
@@ -80,22 +80,24 @@ class Manifest:
         # indexes from before backends were recorded ran on torch
         return EmbedderKey(e.get("spec", ""), e.get("backend", "torch"), e.get("query_prompt"), e.get("passage_prompt"))
 
-    def embedder_change(self, want: EmbedderKey) -> str | None:
-        """Why vectors of this index cannot be searched or extended with `want`, or None."""
+    def embedder_change(self, embedder) -> str | None:
+        """Why vectors of this index cannot be searched or extended with `embedder` (an
+        `Embedder`: spec, backend, prompts), or None. Names and backends are compared first, so a
+        configured model that does not exist is reported as "another embedder", not looked up."""
         have = self.embedder_key
-        if have == want:
-            return None
-        if have.spec != want.spec:
-            return f"embedder changed ({have.spec} → {want.spec})"
-        if have.backend != want.backend:
-            return f"embedder backend changed ({have.backend} → {want.backend})"
-        return f"embedder changed ({have.spec}: other query/passage prompts)"
+        if have.spec != embedder.spec:
+            return f"embedder changed ({have.spec} → {embedder.spec})"
+        if have.backend != embedder.backend:
+            return f"embedder backend changed ({have.backend} → {embedder.backend})"
+        if (have.query_prompt, have.passage_prompt) != (embedder.prompts.query, embedder.prompts.passage):
+            return f"embedder changed ({have.spec}: other query/passage prompts)"
+        return None
 
-    def why_rebuild(self, want: EmbedderKey, chunker: dict) -> str | None:
+    def why_rebuild(self, embedder, chunker: dict) -> str | None:
         """Why ingest must re-chunk and re-embed the whole corpus, or None."""
         if self.format_version != FORMAT_VERSION:
             return "index format changed"
-        change = self.embedder_change(want)
+        change = self.embedder_change(embedder)
         if change:
             return f"{change}: re-embedding the whole corpus"
         if self.chunker != chunker:

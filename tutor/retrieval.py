@@ -166,14 +166,13 @@ def check_question(question: str, settings: Settings) -> str:
 
 class Retriever:
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings):
-        want = embedder.key()
-        if index.manifest.embedder_change(want):
+        if index.manifest.embedder_change(embedder):
             have = index.manifest.embedder_key
-            if have.spec != want.spec:
-                problem = f"index was built with embedder {have.spec!r} but {want.spec!r} is configured"
-            elif have.backend != want.backend:
+            if have.spec != embedder.spec:
+                problem = f"index was built with embedder {have.spec!r} but {embedder.spec!r} is configured"
+            elif have.backend != embedder.backend:
                 problem = (f"index was built with embedder {have.spec!r} on backend {have.backend!r} but backend "
-                           f"{want.backend!r} is configured")
+                           f"{embedder.backend!r} is configured")
             else:
                 problem = f"index was built with embedder {have.spec!r} and other query/passage prompts"
             raise EmbedderMismatch(problem, "run `tutor ingest` to rebuild, or set the embedder settings back")
@@ -289,7 +288,8 @@ class Retriever:
         fused = self._boosted(plan.hint_text, self._fuse(plan, lists))
         chunks = self.index.chunks
         s = self.settings
-        fused = diversify(fused, lambda row: chunks[row].file, plan.k, s.retrieval.file_cap, s.retrieval.top_k, s.retrieval.lead_bonus)
+        r = s.retrieval
+        fused = diversify(fused, lambda row: chunks[row].file, plan.k, r.file_cap, r.top_k, r.lead_bonus)
         hits = [Hit(chunks[row], score, rank, plan.mode) for rank, (row, score) in enumerate(fused, start=1)]
         sim = self._gate(plan, qvecs, [row for row, _ in fused], timings)
         timings["total"] = (time.perf_counter() - t0) * 1000

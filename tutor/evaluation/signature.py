@@ -1,9 +1,9 @@
 """A run's signature: every setting that can change its results, so a resumed run with other
 settings is refused instead of silently merged into the old rows.
 
-Derived from every setting (by its flat name, `Settings.as_dict`), not listed by hand: a field is in unless it cannot change
-results (where files live, how the UI is served, secrets, retry and timeout policy, quiz
-modes), and the answering and judging fields only count when the run answers. Keys are the
+Derived from every setting (by its flat name, `Settings.as_dict`), not listed by hand: a setting
+is in unless it cannot change results (where files live, how the UI is served, secrets, retry and
+timeout policy, quiz modes), and the answering and judging fields only count when the run answers. Keys are the
 settings' own names (the names old run folders used); a key one signature lacks (a setting
 added since) counts as its default.
 """

@@ -40,7 +40,8 @@ class LlamaCppLLM(LLM):
         if settings.llm.llama_probe:
             from tutor.llm.probe import probe
 
-            probe(self.path, settings.paths.home, settings.llm.n_threads, progress=progress)  # cached after the first time
+            # cached after the first time
+            probe(self.path, settings.paths.home, settings.llm.n_threads, progress=progress)
         if progress:
             progress(f"loading {self.path.name}…")
         try:
