@@ -31,7 +31,7 @@ def main() -> None:
             res = t.search(item.question, k=max(s.retrieval.top_k, s.answer.answer_k))
             hits = res.hits[: s.answer.answer_k]
             # as in production: only the best `max_dense` units by lexical score + rank are embedded
-            sel = Selector(max_dense=s.evidence_max_dense if hasattr(s, "evidence_max_dense") else 24)
+            sel = Selector(max_dense=s.answer.evidence_dense_units)
             q, lex_scored = sel.score(item.question, hits)
             cands = candidates(hits)
             dense = [0.0] * len(cands)

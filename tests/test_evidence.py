@@ -51,6 +51,8 @@ def _select(t: Tutor, question: str):
     ("What was AlexNet's top-5 error rate on ImageNet?", "15.3%"),
     ("ResNet-152 的 Top-5 错误率是多少？", "3.57%"),
     ("How much did it cost to train DeepSeek-V3?", "$5.576M"),
+    # a short nested list item is read with the item it hangs under ("2. **World Models** (2018)")
+    ("笔记里 World Models 论文的作者是谁？", "David Ha, Jürgen Schmidhuber"),
 ])
 def test_selection_keeps_the_unit_that_holds_the_fact(notes_tutor: Tutor, question: str, fact: str) -> None:
     units, verdict = _select(notes_tutor, question)
@@ -149,3 +151,20 @@ def test_units_that_say_nothing_on_their_own_are_not_candidates():
     got = [u.text for u in candidates([hit])]
     assert got == ["每一个注意力汇聚都被称作一个头（head）。"]
     assert citations_in("卷积窗口是 11×11 [资料1]，见资料[2]。") == [1, 2]
+
+
+def test_a_short_nested_item_carries_the_item_it_hangs_under():
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+    from tutor.text import parent_item
+
+    text = ("经典论文:\n\n1. **Dyna** (1990)\n   - Richard Sutton\n\n2. **World Models** (2018)\n"
+            "   - David Ha, Jürgen Schmidhuber\n   - 引用: 2,000+\n\n**优点**:\n- 快\n\n一段正文。\n- 顶层条目")
+    parent = lambda key: (lambda sp: sp and text[sp[0]:sp[1]])(parent_item(text, text.index(key)))  # noqa: E731
+    assert parent("David") == parent("引用") == "2. **World Models** (2018)"
+    assert parent("Richard") == "1. **Dyna** (1990)" and parent("快") == "**优点**:"
+    assert parent("一段正文") is None and parent("顶层条目") is None  # prose; an item under prose
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    by_text = {u.text: u.context for u in candidates([hit])}
+    assert by_text["- David Ha, Jürgen Schmidhuber"] == "2. **World Models** (2018)"
+    assert by_text["一段正文。"] == ""

@@ -139,8 +139,9 @@ def _selector(settings: Settings, embedder) -> Selector:
     if embedder is None:
         return Selector(budget_tokens=settings.answer.evidence_tokens, max_units=settings.answer.evidence_units,
                         dense_weight=0.0)
-    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, settings.answer.evidence_tokens,
-                    settings.answer.evidence_units, settings.answer.evidence_dense_weight)
+    a = settings.answer
+    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, a.evidence_tokens, a.evidence_units,
+                    a.evidence_dense_weight, a.evidence_dense_units)
 
 
 def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings: Settings,

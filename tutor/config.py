@@ -108,6 +108,9 @@ class AnswerSettings:
     evidence_tokens: int = 360  # token budget of the selected units in the prompt
     evidence_units: int = 8
     evidence_dense_weight: float = 0.5  # weight of unit–question cosine beside lexical coverage
+    # units (the best by lexical score and rank) whose cosine with the question is computed: each
+    # costs an embedding (~19 ms on 2 cores), before the evidence can show
+    evidence_dense_units: int = 24
     min_coverage: float = 0.0  # share of the asked-for attribute's words one unit's window must hold (0: off — it cost
     # false refusals on dev + check at every level tried, 0.1–0.5, while names/figure/measure rules catch the near misses)
     min_evidence_score: float = 0.0  # best unit's score below this: decline

@@ -27,7 +27,8 @@ import numpy as np
 from .glossary import language, translate_terms
 from .lexical import tokenize
 from .retrieval import SOURCE_HINTS
-from .text import STOPWORDS, figure_values, figures, names, normalise, split_sentences, units, visible
+from .text import (STOPWORDS, figure_values, figures, names, normalise, parent_item, split_sentences, units,
+                   visible)
 from .records import Evidence as Unit, Hit
 
 # a question asking for a quantity / a date: the evidence must carry a figure
@@ -57,6 +58,7 @@ _BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, a
 _YEAR_VALUE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 _FIGURE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
 _LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
+_FRAGMENT = 40  # visible characters: a list item this short is a fragment of its parent item
 _BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about
 _GENERIC = frozenset("模型 model models 方法 method 论文 paper 笔记 notes note 问题 介绍 作用 什么 主要 "
@@ -208,6 +210,11 @@ def candidates(hits: list[Hit]) -> list[Unit]:
                 continue  # says nothing on its own: a list number ("1."), a rule, a bare ":label:`x`",
                 # a bold label ("**残差连接**:") or a figure the model cannot see ("![caption](img.svg)")
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
+            if not ctx and sp.kind == "sentence" and len(visible(text)) <= _FRAGMENT:
+                # a short nested item ("- David Ha, Jürgen Schmidhuber") says whose it is only
+                # through the item it hangs under ("2. **World Models** (2018)")
+                parent = parent_item(t, sp.start)
+                ctx = t[parent[0]:parent[1]] if parent else ""
             out.append(Unit(i, h, h.chunk.start + sp.start, h.chunk.start + sp.end, text, sp.kind, ctx, 0.0, k))
             k += 1
     return out
@@ -248,7 +255,8 @@ class Selector:
         return " ".join([u.context, u.text, c.title, c.section, *prev])
 
     def lexical(self, q: Query, u: Unit) -> float:
-        ut = set(tokenize(f"{u.context} {u.text} {u.hit.chunk.section.split(' › ')[-1]}"))
+        c = u.hit.chunk  # the title names whose text it is: "DeepSeek-V2 …" beside a d2l chapter
+        ut = set(tokenize(f"{u.context} {u.text} {c.section.split(' › ')[-1]} {c.title}"))
         total = sum(q.weights.values()) or 1.0
         score = sum(w for t, w in q.weights.items() if t in ut) / total
         if q.quantity and figures(u.text):

@@ -104,6 +104,31 @@ def units(text: str) -> list[Span]:
     return out
 
 
+def parent_item(text: str, pos: int) -> tuple[int, int] | None:
+    """When the line at `pos` is a nested list item, the span of the line it hangs under: the
+    less-indented list item above it ("2. **World Models** (2018)" over "   - David Ha, Jürgen
+    Schmidhuber"), or a "label:" line; else None. Blank lines between items are skipped."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start:len(text) if end < 0 else end]
+    if not _LIST_ITEM.match(line) or line.lstrip().startswith("#"):
+        return None
+    indent = len(line) - len(line.lstrip())
+    while start > 0:
+        prev_start = text.rfind("\n", 0, start - 1) + 1
+        prev = text[prev_start:start - 1]
+        start = prev_start
+        if not prev.strip():
+            continue
+        lead = len(prev) - len(prev.lstrip())
+        labelled = prev.rstrip("* ").endswith((":", "："))
+        if lead < indent and (_LIST_ITEM.match(prev) or labelled) or lead <= indent and labelled:
+            return prev_start + lead, prev_start + len(prev.rstrip())
+        if lead <= indent and not _LIST_ITEM.match(prev):
+            return None  # prose at the item's level: the list started here, under no parent
+    return None
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence offsets within `text[start:end]` (one line of prose), whitespace trimmed."""
     end = len(text) if end is None else end

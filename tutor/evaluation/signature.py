@@ -25,7 +25,7 @@ NOT_RESULTS = frozenset({
 ANSWER_ONLY = frozenset({
     "backend", "model", "base_url", "max_tokens", "temperature", "top_p", "n_ctx", "n_threads", "flash_attn",
     "relevance_threshold", "answer_k", "evidence_tokens", "evidence_units", "evidence_dense_weight",
-    "min_coverage", "min_evidence_score",
+    "evidence_dense_units", "min_coverage", "min_evidence_score",
     "judge", "judge_mode", "judge_threshold", "judge_backend", "judge_model", "judge_base_url",
 })
 # server addresses count (masked) only when that model is reached through one
