@@ -58,7 +58,8 @@ def main() -> None:
     n = len(rows)
     total_s = sum(q["seconds"] for q in per_quiz)
     report = {
-        "llm": args.llm, "model": tutor.settings.llm.model if args.llm else None, "quizzes": len(per_quiz), "questions": n,
+        "llm": args.llm, "model": tutor.settings.llm.model if args.llm else None, "quizzes": len(per_quiz),
+        "questions": n,
         "key_in_source": sum(q["answer_key"] in q["source"]["text"] for q in rows) / n,
         "gives_answer_away": sum(gives_away(q["question"], q["answer_key"]) for q in rows),
         "duplicates_within_quiz": sum(q["duplicates"] for q in per_quiz),
