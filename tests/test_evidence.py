@@ -146,7 +146,9 @@ def test_units_that_say_nothing_on_their_own_are_not_candidates():
     from tutor.text import citations_in
 
     text = ("![多头注意力：多个头连结然后线性变换](../img/mha.svg)\n:label:`fig_mha`\n\n"
-            "**残差连接 (Residual Connection)**:\n\n每一个注意力汇聚都被称作一个头（head）。")
+            "**残差连接 (Residual Connection)**:\n\n<div style=\"text-align: center;\">\nmargin: auto;\n"
+            "<img class=\"b-lazy\" src=data:image/gif;base64,R0lGODlh\n</div>\n\n"
+            "每一个注意力汇聚都被称作一个头（head）。")
     hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
     got = [u.text for u in candidates([hit])]
     assert got == ["每一个注意力汇聚都被称作一个头（head）。"]
