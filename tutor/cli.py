@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from .config import FLAT, Settings, load_settings
+from .config import FLAT, Settings, load_settings, regroup
 from .errors import ConfigError, LLMError, TutorError
 from .masking import mask_url, masked_settings, redact
 from .text import clip
@@ -235,9 +235,7 @@ def models_cmd(json_out: bool = typer.Option(False, "--json")):
         if s.llm.backend != "llamacpp":
             rows.append({"role": f"llm ({s.llm.backend})", "name": s.llm.model, "state": mask_url(s.llm.base_url)})
         shown = masked_settings(s)  # the API key, URL passwords and the UI password never in clear
-        groups: dict[str, dict] = {}
-        for name, (group, attr) in FLAT.items():
-            groups.setdefault(group, {})[attr] = shown[name]
+        groups = regroup(shown)
         if json_out:
             print(json.dumps({"models": rows, "config": shown, "config_groups": groups}, ensure_ascii=False, indent=1))
             return

@@ -20,9 +20,9 @@ CONFIG_FILE = "tutor.toml"
 JUDGE_LABELS = Path("evals/datasets/judge_labels.jsonl")
 
 
-def _flat(default: Any, flat: str, **kw: Any) -> Any:
+def _flat(default: Any, flat: str) -> Any:
     """A grouped field whose flat name (TUTOR_* env, CLI flag, old tutor.toml key) differs."""
-    return field(default=default, metadata={"flat": flat}, **kw)
+    return field(default=default, metadata={"flat": flat})
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,7 @@ class Settings:
 
     def grouped(self) -> dict[str, dict[str, Any]]:
         """Every setting by group and field, as tutor.toml writes them."""
-        return {g: {f.name: (str(v) if isinstance(v := getattr(getattr(self, g), f.name), Path) else v)
-                    for f in fields(getattr(self, g))} for g in GROUPS}
+        return regroup(self.as_dict())
 
 
 GROUPS = [f.name for f in fields(Settings)]
@@ -194,6 +193,14 @@ _GROUP_TYPES = {f.name: f.default_factory for f in fields(Settings)}  # type: ig
 FLAT: dict[str, tuple[str, str]] = {f.metadata.get("flat", f.name): (g, f.name)
                                     for g, cls in _GROUP_TYPES.items() for f in fields(cls)}
 _HINTS = {flat: get_type_hints(_GROUP_TYPES[g])[a] for flat, (g, a) in FLAT.items()}
+
+
+def regroup(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Values keyed by flat name (`as_dict`, or a masked copy of it) → by group and field."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, (group, attr) in FLAT.items():
+        out.setdefault(group, {})[attr] = flat[name]
+    return out
 
 
 def _where(flat: str) -> tuple[str, str]:

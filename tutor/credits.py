@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +25,7 @@ class Credit:
     url: str = ""
 
     def to_dict(self) -> dict:
-        return {"license": self.license, "authors": self.authors, "title": self.title, "url": self.url}
+        return asdict(self)
 
     def html(self) -> str:
         """One line for a source card: authors · link · licence (escaped)."""
