@@ -157,12 +157,24 @@ def test_query_cache_returns_identical_vectors_and_batches_the_misses(embedder, 
 def test_query_cache_is_bounded(embedder, base_settings, monkeypatch):
     import tutor.embedding as emb
 
-    monkeypatch.setattr(emb, "QUERY_CACHE_SIZE", 3)
+    monkeypatch.setattr(emb, "VECTOR_CACHE_SIZE", 3)
     e = Embedder(base_settings)
     e._model = embedder.model
     for q in ["q1", "q2", "q3", "q4"]:
         e.queries([q])
-    assert list(e._cache) == ["q2", "q3", "q4"]
+    assert list(e._cache) == [("query", "q2"), ("query", "q3"), ("query", "q4")]
+
+
+def test_unit_vectors_are_passage_vectors_and_cached_apart_from_queries(embedder, base_settings, monkeypatch):
+    e = Embedder(base_settings)
+    e._model = embedder.model
+    text = "残差连接把输入直接加到输出上：y = F(x) + x。"
+    unit = e.units([text])
+    assert np.allclose(unit[0], e.passages([text])[0], atol=1e-5)  # the passage prompt, not the query one
+    assert not np.allclose(unit[0], e.queries([text])[0], atol=1e-3)  # same text, other side: its own entry
+    calls: list[list[str]] = []
+    monkeypatch.setattr(e, "_forward", lambda texts: calls.append(texts) or embedder.model.encode(texts))
+    assert np.array_equal(e.units([text])[0], unit[0]) and not calls
 
 
 def test_why_rebuild_knows_the_backend():

@@ -140,7 +140,7 @@ def _selector(settings: Settings, embedder) -> Selector:
         return Selector(budget_tokens=settings.answer.evidence_tokens, max_units=settings.answer.evidence_units,
                         dense_weight=0.0)
     a = settings.answer
-    return Selector(lambda q: embedder.queries([q])[0], embedder.passages, a.evidence_tokens, a.evidence_units,
+    return Selector(lambda q: embedder.queries([q])[0], embedder.units, a.evidence_tokens, a.evidence_units,
                     a.evidence_dense_weight, a.evidence_dense_units)
 
 

@@ -7,8 +7,8 @@ Loading is lazy and happens once per process; an index records `identity()` (mod
 backend) so a query is never embedded with a model other than the one that built the index.
 
 Speed-ups that hold for every backend: texts are sorted by length before batching (less padding),
-a question's query variants go through the model as one batch, and query vectors are kept in a
-small LRU cache (the UI's follow-ups and the evals repeat questions).
+a question's query variants go through the model as one batch, and query and evidence-unit vectors
+are kept in a small LRU cache (the UI's follow-ups and the evals repeat questions and sentences).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .config import Settings
 from .embed_prompts import EmbedPrompts, model_prompts, resolve_prompts
 from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
-QUERY_CACHE_SIZE = 1024  # query vectors kept (384 floats each: ~1.5 MB)
+VECTOR_CACHE_SIZE = 4096  # query and evidence-unit vectors kept (384 floats each: ~6 MB)
 
 
 class Embedder:
@@ -40,7 +40,7 @@ class Embedder:
         self._progress = progress
         self._model = None
         self._load_lock = threading.RLock()  # loading the model resolves the prompts too
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @property
@@ -167,20 +167,28 @@ class Embedder:
 
     def queries(self, texts: list[str]) -> np.ndarray:
         """Query vectors; repeated texts come from the LRU cache, the rest go through in one batch."""
+        return self._cached(texts, "query")
+
+    def units(self, texts: list[str]) -> np.ndarray:
+        """Passage vectors of evidence units (sentences scored against each question): cached like
+        queries, since follow-ups and neighbouring questions meet the same sentences again."""
+        return self._cached(texts, "passage")
+
+    def _cached(self, texts: list[str], side: str) -> np.ndarray:
         with self._cache_lock:
-            known = {t: self._cache[t] for t in texts if t in self._cache}
+            known = {t: self._cache[side, t] for t in texts if (side, t) in self._cache}
             for t in known:
-                self._cache.move_to_end(t)
+                self._cache.move_to_end((side, t))
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            prompt = self.prompts.query
+            prompt = self.prompts.query if side == "query" else self.prompts.passage
             fresh = self._encode(missing, prompt) if len(missing) > self.batch_size else \
                 np.asarray(self._forward([prompt + t for t in missing]), dtype=np.float32)
             with self._cache_lock:
                 for t, v in zip(missing, fresh):
                     v.flags.writeable = False
-                    known[t] = self._cache[t] = v
-                while len(self._cache) > QUERY_CACHE_SIZE:
+                    known[t] = self._cache[side, t] = v
+                while len(self._cache) > VECTOR_CACHE_SIZE:
                     self._cache.popitem(last=False)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .glossary import language, translate_terms
-from .lexical import tokenize
+from .lexical import token_set, tokenize
 from .retrieval import SOURCE_HINTS
 from .text import (STOPWORDS, figure_values, figures, names, normalise, parent_item, split_sentences, units,
                    visible)
@@ -137,6 +137,11 @@ class Query:
         return best
 
 
+def _tokens(*parts: str) -> frozenset[str]:
+    """The tokens of the parts read together (each part's set is memoised)."""
+    return frozenset().union(*(token_set(p) for p in parts if p))
+
+
 def _is_year(value: float, percent: bool) -> bool:
     return not percent and float(value).is_integer() and 1900 <= value <= 2099
 
@@ -244,10 +249,11 @@ class Selector:
         self.max_dense = max_dense
 
     @staticmethod
-    def window_text(u: Unit, by_chunk: dict[str, list[Unit]]) -> str:
+    def window_parts(u: Unit, by_chunk: dict[str, list[Unit]]) -> list[str]:
+        """A unit's window: its context, itself, its chunk's title and headings, its neighbours."""
         c = u.hit.chunk
         near = [x.text for x in by_chunk[c.id] if abs(x.order - u.order) == 1]
-        return " ".join([u.context, u.text, c.title, c.section, *near])
+        return [u.context, u.text, c.title, c.section, *near]
 
     @staticmethod
     def near_text(u: Unit, by_chunk: dict[str, list[Unit]]) -> str:
@@ -260,7 +266,7 @@ class Selector:
 
     def lexical(self, q: Query, u: Unit) -> float:
         c = u.hit.chunk  # the title names whose text it is: "DeepSeek-V2 …" beside a d2l chapter
-        ut = set(tokenize(f"{u.context} {u.text} {c.section.split(' › ')[-1]} {c.title}"))
+        ut = _tokens(u.context, u.text, c.section.split(' › ')[-1], c.title)
         total = sum(q.weights.values()) or 1.0
         score = sum(w for t, w in q.weights.items() if t in ut) / total
         if q.quantity and figures(u.text):
@@ -324,8 +330,8 @@ class Selector:
         for u in scored:
             by_chunk.setdefault(u.hit.chunk.id, []).append(u)
         top_units = sorted(scored, key=lambda x: -x.score)
-        windows = [(u, self.window_text(u, by_chunk)) for u in top_units]
-        everything = _norm_name(" ".join(w for _, w in windows))
+        windows = [(u, self.window_parts(u, by_chunk)) for u in top_units]
+        everything = _norm_name(" ".join(" ".join(w) for _, w in windows))
         missing = [n for n in q.names if not name_in(n, everything)]
         top = top_units[0]
         if missing:
@@ -333,7 +339,8 @@ class Selector:
         best: tuple[tuple, Unit, float] | None = None
         answering: list[tuple[Unit, float]] = []
         shares = not q.measure or any(m in _RATE_WORDS or m.endswith("率") for m in q.measure)
-        for u, text in windows:
+        for u, parts in windows:
+            text = " ".join(parts)
             near = _norm_name(self.near_text(u, by_chunk))
             if q.names:
                 found = [name_in(n, near) for n in q.names]
@@ -351,15 +358,15 @@ class Selector:
                           if (q.year or not _is_year(f.value, f.percent)) and (not f.percent or shares)]
                 has_fig = bool(counts) or bool(_BIG_O.search(u.text))
                 if has_fig and q.measure:
-                    toks, norm = set(tokenize(own)), normalise(own)
+                    toks, norm = _tokens(u.context, u.text), normalise(own)
                     has_fig = any(m in toks or ((not m.isascii() or not m.isalnum()) and m in norm)
                                   for m in q.measure)
             if q.year:
                 has_fig = has_fig and bool(_YEAR_VALUE.search(own))
-            cov = q.coverage(set(tokenize(text)), normalise(text))
+            cov = q.coverage(_tokens(*parts), normalise(text))
             key = (has_name and has_fig, cov, u.score)
             if has_name and has_fig:  # with how much of the asked-for attribute the unit itself says
-                answering.append((u, q.coverage(set(tokenize(own)), normalise(own))))
+                answering.append((u, q.coverage(_tokens(u.context, u.text), normalise(own))))
             if best is None or key > best[0]:
                 best = (key, u, cov)
         assert best is not None
