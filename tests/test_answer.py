@@ -148,6 +148,8 @@ def test_repeating_the_questions_number_does_not_answer_a_quantity():
     b = finalize(q, "错误率是 3.57% [1]。", "", hits, units, verdict, _L(), {}, "zh")
     assert "3.57" in b.text and "extractive" not in b.timings_ms
     assert new_figures("ResNet-152 有 152 层", q) == [] and new_figures("GPT-3 有 1750 亿参数", "GPT-3 多大？")
+    # a scaled figure the question wrote is the question's too: "DeepSeekMoE 16B" is no answer
+    assert [f.value for f in new_figures("DeepSeekMoE 16B 有 236B 总参数", "DeepSeekMoE 16B 有多少总参数？")] == [236e9]
 
 
 def test_a_figure_from_a_neighbouring_row_does_not_answer():

@@ -117,7 +117,9 @@ def test_query_reads_what_is_asked() -> None:
     q = Query.of("How many parameters did AlexNet have?")
     assert q.names == ["AlexNet"] and q.quantity and not q.year
     assert any("参数" in s for s in q.attr_sets)  # the zh form, for a Chinese note
-    assert Query.of("LSTM 是哪一年提出的？").year
+    assert Query.of("LSTM 是哪一年提出的？").year and Query.of("When was LSTM proposed?").year
+    # "when" as a conjunction asks no date
+    assert not Query.of("Why didn't DeepSeek use a neural reward model when training R1-Zero?").year
 
 
 @pytest.mark.slow
@@ -170,3 +172,45 @@ def test_a_short_nested_item_carries_the_item_it_hangs_under():
     by_text = {u.text: u.context for u in candidates([hit])}
     assert by_text["- David Ha, Jürgen Schmidhuber"] == "2. **World Models** (2018)"
     assert by_text["一段正文。"] == ""
+
+
+def _assess(question: str, text: str, section: str = "s"):
+    from tutor.records import Chunk, Hit
+
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", section, None, 0, len(text), text), 1.0, 1)
+    sel = Selector(dense_weight=0.0)
+    q, scored = sel.score(question, [hit])
+    return sel.assess(q, scored, 0.0, 0.0)
+
+
+def test_a_unit_that_names_the_subject_itself_answers_before_one_under_its_heading():
+    """In a note's comparison list, the line that names Chinchilla holds Chinchilla's figures; the
+    rule above it stands under the Chinchilla heading but is about every model."""
+    text = ("2. **最优比例**:\n   - 每 1B 参数 → 20B tokens 数据\n\n对比:\n"
+            "- GPT-3 (175B, 300B tokens): 数据太少\n- Chinchilla (70B, 1.4T tokens): 最优\n")
+    verdict = _assess("Chinchilla 训练了多少 token？", text, section="Chinchilla 缩放定律")
+    assert verdict.answerable and "Chinchilla (70B" in verdict.best.text
+    assert [u.text for u in verdict.answering] == ["- Chinchilla (70B, 1.4T tokens): 最优"]
+
+
+def test_a_list_item_under_another_subject_does_not_answer_for_the_heading():
+    """"- 作者: Jonathan Ho" under "**DDPM 突破**:" is DDPM's author, in whatever section it stands."""
+    text = ("**DDPM 突破**:\n- 作者: Jonathan Ho et al.\n- 引用: 10,000+\n\n"
+            "2. **World Models** (2018)\n   - David Ha, Jürgen Schmidhuber\n")
+    verdict = _assess("World Models 的作者是谁？", text, section="7. World Models")
+    assert all("Jonathan Ho" not in u.text for u in verdict.answering), verdict.answering
+    assert any("David Ha" in u.text for u in verdict.answering), verdict.answering
+
+
+def test_a_who_question_is_answered_by_a_unit_that_names_a_person():
+    """"谁提出了 GAN？" is not answered by the GAN line that only holds a year; the author line is."""
+    from tutor.evidence import names_person
+
+    text = "**GAN 起源**:\n- 发表: NeurIPS 2014\n- 作者: Ian Goodfellow et al.\n- 引用: 50,000+\n"
+    verdict = _assess("GAN 是谁提出的？", text, section="3.1 GAN")
+    assert verdict.answerable and [u.text for u in verdict.answering] == ["- 作者: Ian Goodfellow et al."]
+    both = _assess("Who proposed GANs, and in what year?", text, section="3.1 GAN")  # either line answers
+    assert {u.text for u in both.answering} == {"- 发表: NeurIPS 2014", "- 作者: Ian Goodfellow et al."}
+    assert not _assess("GAN 是谁提出的？", "**GAN 起源**:\n- 发表: NeurIPS 2014\n", section="3.1 GAN").answerable
+    assert names_person("- David Ha, Jürgen Schmidhuber", []) and not names_person("2. **World Models** (2018)",
+                                                                                   ["World Models"])

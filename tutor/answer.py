@@ -294,7 +294,7 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     needs_figure = q.quantity or q.year
     if not checked or adds_nothing(checked, question, evidence_text) or bare_figure(checked) or \
             (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
-        checked = extractive(units, verdict, lang)  # the model refused, invented, or missed the figure
+        checked = extractive(units, verdict, lang, figure=needs_figure)  # the model refused, invented, or missed the figure
         timings["extractive"] = 1
     else:  # facts as the sources write them: "60000" not "60,000"; "loss functions (损失函数)"
         checked = gloss(source_forms(checked, evidence_text), evidence_text)
@@ -313,6 +313,7 @@ def new_figures(text: str, question: str) -> list:
     """Figures of `text` that the question did not already write, even inside a name: "ResNet-152
     的错误率是 152 层" repeats the question's number and answers nothing."""
     asked = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", question))}
+    asked |= figure_values(question)  # scaled too: "DeepSeekMoE 16B" asked is 16e9 stated
     return [f for f in figures(text) if f.value not in asked]
 
 
@@ -394,11 +395,13 @@ def quotable(u: Evidence) -> bool:
     return cjk + 2 * words + 2 * figs >= 10
 
 
-def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2) -> str:
+def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2, figure: bool = True) -> str:
     """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
-    own words do not hold up against the evidence. The verdict's best unit leads (it holds the
-    asked-for figure); units with nothing to read are passed over when others have."""
-    ranked = ([verdict.best] if verdict.best is not None else []) + sorted(units, key=lambda x: -x.score)
+    own words do not hold up against the evidence. For a `figure` question the verdict's best unit
+    leads (it holds the asked-for figure next to its subject); otherwise the best-scored units do.
+    Units with nothing to read are passed over when others have."""
+    lead = [verdict.best] if verdict.best is not None and figure else []
+    ranked = lead + sorted(units, key=lambda x: -x.score)
     pool = [u for u in ranked if quotable(u)] or ranked
     best: list[Evidence] = []
     for u in pool:

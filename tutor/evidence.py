@@ -36,7 +36,10 @@ _QUANTITY = re.compile(
     r"多少|(?<!哪)几[个层倍天年次种块位名]|多大|多长|多高|多快|几何|百分之|比例|how (?:many|much|large|big|long|fast|high)"
     r"|what (?:is|was|are|were) (?:the )?(?:number|size|count|rate|percentage|error|accuracy|score|cost)"
     r"|\b(?:rate|percentage|ratio)\b", re.I)
-_YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen\b|what year|which year", re.I)
+# "when" asks a time as a question word ("When was…", "when did…"), not as a conjunction
+# ("…a reward model when training R1-Zero?")
+_YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen (?:was|were|did|does|do|is|are|has|have|had|will)\b|what year|which year",
+                   re.I)
 # the measured thing of a quantity question: "how many GPUs", "多少(个)专家", "几天"
 _MEASURE_EN = re.compile(r"how (?:many|much)\s+([a-z][a-z0-9-]*(?:\s+[a-z][a-z0-9-]*){0,2})", re.I)
 _MEASURE_ZH = re.compile(r"(?:多少|几)\s*(?:个|块|张|名|位|次|种|节|项)?\s*([\u4e00-\u9fff]{1,4}|[A-Za-z]+)")
@@ -55,6 +58,13 @@ _HYPER = re.compile(r"\bwhat (?:\w+ )?(?:learning rate|batch size|dropout(?: rat
 _UNIT_ALIASES = {"美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美元"), "usd": ("$", "美元"),
                  "比例": ("%",), "百分比": ("%",), "percentage": ("%",), "percent": ("%",), "fraction": ("%",)}
 _BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, answers "多长/how long" too
+# a question asking for a person (or a team): the evidence must name one
+_WHO = re.compile(r"谁|哪位|\bwho(?:m|se)?\b|\bwhich (?:researchers?|authors?|people|person|team|lab|group|company)\b",
+                  re.I)
+# how evidence names a person: "Jonathan Ho", "Jürgen Schmidhuber", "Ho et al.", "作者: …", "何恺明等人"
+_PERSON = re.compile(r"\b[A-Z][a-zà-ÿ]+(?:[ -][A-Z]\.)*(?: (?:van |von |de |der |di |le )?[A-Z][a-zà-ÿ'’-]+)+"
+                     r"|\bet al\b|作者|等人|提出者|发明者|创始人|团队|实验室|\bauthors?\b|"
+                     r"\b(?:proposed|introduced|created|developed|invented|written) by\b")
 _YEAR_VALUE = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 _FIGURE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
 _LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
@@ -93,6 +103,7 @@ class Query:
     year: bool
     measure: list[str] = field(default_factory=list)  # the measured thing, with translations
     compare: bool = False  # asks about several things: each name may stand in its own unit
+    who: bool = False  # asks for a person: "谁提出了…", "Who created miniGPT?"
 
     @staticmethod
     def of(question: str) -> "Query":
@@ -125,7 +136,7 @@ class Query:
         sets = [x for x in (attr(own), attr(trans)) if x]
         return Query(question, q_names, weights, sets, bool(_QUANTITY.search(question) or _HYPER.search(question)),
                      bool(_YEAR.search(question)), measure_words(question, name_toks),
-                     bool(_COMPARE.search(question)) and len(q_names) != 1)
+                     bool(_COMPARE.search(question)) and len(q_names) != 1, bool(_WHO.search(question)))
 
     def coverage(self, window_tokens: set[str], window_text: str) -> float:
         """Share of the attribute's words in the window (best of the question's own words and
@@ -140,6 +151,14 @@ class Query:
 def _tokens(*parts: str) -> frozenset[str]:
     """The tokens of the parts read together (each part's set is memoised)."""
     return frozenset().union(*(token_set(p) for p in parts if p))
+
+
+def names_person(text: str, asked: list[str]) -> bool:
+    """`text` names a person or a team, besides the names the question asked about ("World
+    Models" is two capitalised words, not a person)."""
+    for n in asked:
+        text = text.replace(n, " ")
+    return bool(_PERSON.search(text))
 
 
 def _is_year(value: float, percent: bool) -> bool:
@@ -273,6 +292,8 @@ class Selector:
             score += 0.15
         if q.year and _YEAR_VALUE.search(u.text):
             score += 0.15
+        if q.who and names_person(u.text, q.names):
+            score += 0.15
         return score
 
     def score(self, question: str, hits: list[Hit], dense_scores: list[float] | None = None
@@ -339,15 +360,19 @@ class Selector:
         best: tuple[tuple, Unit, float] | None = None
         answering: list[tuple[Unit, float]] = []
         shares = not q.measure or any(m in _RATE_WORDS or m.endswith("率") for m in q.measure)
+        def named(where: str) -> bool:
+            return (any if q.compare else all)([name_in(n, where) for n in q.names])
+
         for u, parts in windows:
             text = " ".join(parts)
-            near = _norm_name(self.near_text(u, by_chunk))
-            if q.names:
-                found = [name_in(n, near) for n in q.names]
-                has_name = any(found) if q.compare else all(found)
-            else:
-                has_name = True
             own = f"{u.context} {u.text}"
+            has_name = own_name = True
+            if q.names:
+                own_name = named(_norm_name(own))
+                # a list item's or label's own subject outranks the heading's: "- 作者: Jonathan Ho"
+                # under "**DDPM 突破**:" is DDPM's author, whatever section it stands in
+                other_subject = not own_name and u.kind not in ("row", "code") and bool(names(u.context))
+                has_name = not other_subject and named(_norm_name(self.near_text(u, by_chunk)))
             has_fig = True
             if q.quantity:
                 # the figure must be the unit's own (its label's "4. Sora (2024):" numbers a list);
@@ -363,18 +388,27 @@ class Selector:
                                   for m in q.measure)
             if q.year:
                 has_fig = has_fig and bool(_YEAR_VALUE.search(own))
+            if q.who and not q.quantity:  # "who proposed GANs, and when?": the author line or the year line
+                has_fig = names_person(own, q.names) or (q.year and has_fig)
             cov = q.coverage(_tokens(*parts), normalise(text))
-            key = (has_name and has_fig, cov, u.score)
+            # at equal coverage, a unit that names the subject itself beats one under its heading
+            key = (has_name and has_fig, cov, own_name, u.score)
             if has_name and has_fig:  # with how much of the asked-for attribute the unit itself says
-                answering.append((u, q.coverage(_tokens(u.context, u.text), normalise(own))))
+                answering.append((u, own_name, q.coverage(_tokens(u.context, u.text), normalise(own))))
             if best is None or key > best[0]:
                 best = (key, u, cov)
         assert best is not None
         # of the units that answer, those that also say most of the asked-for attribute: "激活了多少
         # 参数" is answered by "激活参数: 37B", not by the "总参数: 671B" line above it
-        top_cov = max((c for _, c in answering), default=0.0)
-        answering_units = tuple(u for u, c in answering if c >= top_cov)
-        (ok, cov, _), unit, _ = best
+        top_cov = max((c for _, _, c in answering), default=0.0)
+        answering = [a for a in answering if a[2] >= top_cov]
+        if any(o for _, o, _ in answering):
+            # and of those, the ones that name the subject themselves: in a note's comparison list
+            # "Chinchilla (70B, 1.4T tokens)" answers for Chinchilla; the rule "每 1B 参数 → 20B
+            # tokens" under the Chinchilla heading does not
+            answering = [a for a in answering if a[1]]
+        answering_units = tuple(u for u, _, _ in answering)
+        (ok, cov, _, _), unit, _ = best
         if not ok:
             reason = "no figure next to the asked-for thing" if (q.quantity or q.year) else "names apart from the facts"
             return Verdict(False, reason, unit, cov)
