@@ -311,7 +311,7 @@ class Selector:
             dense = np.asarray(dense_scores, dtype=np.float32)
         elif self.embed_query is not None and self.dense_weight > 0:
             order = np.argsort(-(lex + 0.3 * rank))[: self.max_dense]
-            qv = self.embed_query(question)
+            qv = self.embed_query(q.text)  # the asked part: an instruction wrapped around it is no topic
             pv = self.embed_passages([cands[i].prompt_text() for i in order])
             dense[order] = pv @ qv
         base = lex + self.dense_weight * dense + 0.1 * rank
