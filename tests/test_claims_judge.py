@@ -99,6 +99,18 @@ def test_claims_judge_needs_names_and_numbers_together() -> None:
     assert not j.supported("AlexNet 的 Top-5 错误率是 15.3%。", [])  # nothing cited, nothing supports
 
 
+def test_a_quote_is_supported_when_it_stands_in_the_passage_and_a_splice_is_not() -> None:
+    """A quote copied from a passage (a label and its line joined by "…") states what the passage
+    states; a header spliced onto the line of another section does not."""
+    p = ("AIME 2024 (数学竞赛):\n- R1: 79.8%\n- o1: 79.2%\n\nMATH-500:\n- R1: 97.3%\n\n"
+         "Codeforces (编程竞赛):\n- R1: ~1450 Elo (超越 90% 人类)\n")
+    j = ClaimsJudge()
+    assert j.supported("“Codeforces (编程竞赛): … - R1: ~1450 Elo (超越 90% 人类)” [1]。", [p])
+    assert not j.supported("“AIME 2024 (数学竞赛): … R1: ~1450 Elo (超越 90% 人类)” [1]。", [p])
+    assert not j.supported("资料中的原文：“Discussion Amount of SFT Data.” [1]", ["Discussion Amount of SFT Data. We"])
+    assert not j.supported("**规模提升**: ..[1]", ["**规模提升**:\n- 总参数: 671B"])  # a lead-in asserts nothing
+
+
 def test_inflections_meet_and_question_sources_need_not_repeat() -> None:
     from tutor.evaluation.claims import _stem
     assert _stem("reproduces") == _stem("reproduce") == _stem("reproduced")

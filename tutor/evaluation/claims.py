@@ -64,7 +64,7 @@ _APPROX = re.compile(r"约|大约|左右|近|超过|多达|约为|~|≈|about|ar
 _CLAUSE_SPLIT = re.compile(r"[；;]|[，,](?!\d{3})\s*|(?<=[\u3400-\u9fff])而(?=[\u3400-\u9fff])|\s+(?:while|whereas|but)\s+",
                            re.I)
 _ENDS_QUESTION = re.compile(r"[?？]\s*$|吗\s*[。.]?\s*$")
-_LEAD_IN = re.compile(r"[:：]\s*$")
+_LEAD_IN = re.compile(r"[:：]\s*(?:\.{2,}|…+)?\s*$")  # "The exponents are:", "**规模提升**: .."
 # an exercise's instruction copied as an answer: "请试着去实现它", "参考…以实现", "Try to…"
 _INSTRUCTION = re.compile(r"^\W*(?:请|试着|试试|尝试|参考|详见|参见|(?:please|try|see|refer to|consider|note that)\b)",
                           re.I)
@@ -568,6 +568,7 @@ def name_in(name: str, latin, low: str, aliases, scope: frozenset[str] | None = 
     return False
 
 
+
 def number_in(n: Number, values: frozenset[float]) -> bool:
     if n.value in values:
         return True
@@ -794,14 +795,55 @@ def quotes(sentence: str) -> list[str] | None:
     return found
 
 
+_MARKUP_CHARS = re.compile(r"[\s*_`#>|$~]+")
+
+
+def _flat_text(text: str) -> str:
+    return _MARKUP_CHARS.sub("", nfkc(_ROLE.sub(" ", text)).lower())
+
+
+_SPLICE_GAP = 200  # flat characters between a label and its line; a table header may be further up
+
+
+def verbatim(quote: str, passages: list[str]) -> bool:
+    """The quote stands word for word in one passage (whitespace and markdown aside); pieces
+    joined by "…" (a label and its line) stand there in that order with no other label line
+    between them — a header spliced onto a line of another section ("AIME 2024: … R1: 1450 Elo")
+    is no quote."""
+    raw = [p for p in re.split(r"…|\.\.\.", quote) if _flat_text(p)]
+    if not raw:
+        return False
+    parts = [_flat_text(p) for p in raw]
+    far = "|" in raw[0]  # a table header row, read with one of its rows
+    for passage in passages:
+        lines = passage.splitlines()
+        flat_lines = [_flat_text(x) for x in lines]
+        flat = "".join(flat_lines)
+        label_at, at = [], 0  # where each line that ends in a colon (a label) starts in `flat`
+        for x, fx in zip(lines, flat_lines):
+            if x.rstrip().endswith((":", "：")):
+                label_at.append(at)
+            at += len(fx)
+        pos = None
+        for part in parts:
+            i = flat.find(part, pos or 0)
+            if i < 0 or pos is not None and (any(pos <= a < i for a in label_at) or
+                                             not far and i - pos > _SPLICE_GAP):
+                break
+            pos = i + len(part)
+        else:
+            return True
+    return False
+
+
 def quote_states(quote: str) -> bool:
     """Can a quoted piece of a passage state anything? Not a heading or code comment, a link,
     a bare URL, table cells without a figure, or a lead-in line."""
     q = quote.strip().strip("…").strip()
     if re.match(r"#|\*?\s*\[[^\]]*\]\s*$|[（(]?https?://", q) or re.search(r"[:：]\s*$", q):
         return False
-    if not re.search(r"[^\W\d_]{2}", re.sub(r"[（(]?https?://\S+", " ", q)):
-        return False
+    if not re.search(r"[^\W\d_]{2}", re.sub(r"[（(]?https?://\S+", " ", q)) or _TITLE.fullmatch(q):
+        return False  # nothing but a link or figures; a heading ("Discussion Amount of SFT Data.")
     return not ("|" in q and not re.search(r"\d", q))
 
 
@@ -813,6 +855,8 @@ def assess(sentence: str, passages: list[str], aliases, threshold: float = 0.5,
         for q in quoted:
             if not quote_states(q):
                 return Verdict(False, "a quoted heading / link / label states nothing")
+            if verbatim(q, passages):
+                continue
             v = assess(q, passages, aliases, threshold, question)
             if not v.supported:
                 return v
