@@ -294,7 +294,8 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     needs_figure = q.quantity or q.year
     if not checked or adds_nothing(checked, question, evidence_text) or bare_figure(checked) or \
             (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
-        checked = extractive(units, verdict, lang, figure=needs_figure)  # the model refused, invented, or missed the figure
+        # the model refused, invented, or missed the figure
+        checked = extractive(units, verdict, lang, figure=needs_figure)
         timings["extractive"] = 1
     else:  # facts as the sources write them: "60000" not "60,000"; "loss functions (损失函数)"
         checked = gloss(source_forms(checked, evidence_text), evidence_text)
@@ -395,7 +396,8 @@ def quotable(u: Evidence) -> bool:
     return cjk + 2 * words + 2 * figs >= 10
 
 
-def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2, figure: bool = True) -> str:
+def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2,
+               figure: bool = True) -> str:
     """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
     own words do not hold up against the evidence. For a `figure` question the verdict's best unit
     leads (it holds the asked-for figure next to its subject); otherwise the best-scored units do.

@@ -358,8 +358,9 @@ class Selector:
         if missing:
             return Verdict(False, "names not in the evidence", top, 0.0, missing)
         best: tuple[tuple, Unit, float] | None = None
-        answering: list[tuple[Unit, float]] = []
+        answering: list[tuple[Unit, bool, float]] = []  # unit, names the subject itself, coverage
         shares = not q.measure or any(m in _RATE_WORDS or m.endswith("率") for m in q.measure)
+
         def named(where: str) -> bool:
             return (any if q.compare else all)([name_in(n, where) for n in q.names])
 
