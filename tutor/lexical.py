@@ -128,7 +128,8 @@ def tokenize(text: str) -> list[str]:
 def token_set(text: str) -> frozenset[str]:
     """`tokenize(text)` as a set, memoised: evidence scoring reads the same sentences, headings
     and titles again for every unit window and every follow-up, and jieba was a quarter of it.
-    Tokens never cross whitespace, so a window's set is the union of its parts' sets."""
+    Words are cut at whitespace, so a window's set is the union of its parts' sets (but for a
+    figure whose unit starts the next part)."""
     return frozenset(tokenize(text))
 
 

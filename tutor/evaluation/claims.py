@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from ..text import STOPWORDS, figures, names, strip_citations, units
+from .dataset import normalize_for_chunk
 
 # ---- words ---------------------------------------------------------------------------------
 _EN_FILLER = frozenset(
@@ -568,7 +569,6 @@ def name_in(name: str, latin, low: str, aliases, scope: frozenset[str] | None = 
     return False
 
 
-
 def number_in(n: Number, values: frozenset[float]) -> bool:
     if n.value in values:
         return True
@@ -795,29 +795,23 @@ def quotes(sentence: str) -> list[str] | None:
     return found
 
 
-_MARKUP_CHARS = re.compile(r"[\s*_`#>|$~]+")
-
-
-def _flat_text(text: str) -> str:
-    return _MARKUP_CHARS.sub("", nfkc(_ROLE.sub(" ", text)).lower())
-
-
 _SPLICE_GAP = 200  # flat characters between a label and its line; a table header may be further up
 
 
 def verbatim(quote: str, passages: list[str]) -> bool:
-    """The quote stands word for word in one passage (whitespace and markdown aside); pieces
+    """The quote stands word for word in one passage (as the eval matches quotes: whitespace and
+    markdown aside); pieces
     joined by "…" (a label and its line) stand there in that order with no other label line
     between them — a header spliced onto a line of another section ("AIME 2024: … R1: 1450 Elo")
     is no quote."""
-    raw = [p for p in re.split(r"…|\.\.\.", quote) if _flat_text(p)]
+    raw = [p for p in re.split(r"…|\.\.\.", quote) if normalize_for_chunk(p)]
     if not raw:
         return False
-    parts = [_flat_text(p) for p in raw]
+    parts = [normalize_for_chunk(p) for p in raw]
     far = "|" in raw[0]  # a table header row, read with one of its rows
     for passage in passages:
         lines = passage.splitlines()
-        flat_lines = [_flat_text(x) for x in lines]
+        flat_lines = [normalize_for_chunk(x) for x in lines]
         flat = "".join(flat_lines)
         label_at, at = [], 0  # where each line that ends in a colon (a label) starts in `flat`
         for x, fx in zip(lines, flat_lines):
