@@ -175,14 +175,14 @@ def test_failed_ingest_leaves_previous_index_live(work, embedder, monkeypatch, w
     (corpus / "notes/extra.md").write_text("# Extra\n\nBatch norm normalises activations.\n", encoding="utf-8")
 
     if where == "embedding":  # dies after the first batch was embedded
-        monkeypatch.setattr(index_mod, "EMBED_BATCH", 1)
-        real, calls = embedder.passages, []
+        real = embedder.passages
 
-        def passages(texts):
-            calls.append(len(texts))
-            if len(calls) > 1:
+        def passages(texts, on_batch=None):
+            def first_then_die(n):
+                if on_batch:
+                    on_batch(n)
                 raise Boom("embedder died")
-            return real(texts)
+            return real(texts, on_batch=first_then_die)
         monkeypatch.setattr(embedder, "passages", passages)
     elif where == "bm25_save":  # dies while the new generation is half written
         import bm25s
@@ -313,3 +313,31 @@ def test_bm25_parameters_are_used_at_ingest_and_a_change_rebuilds_only_bm25(work
     after = vectors_by_id(s.index_dir)
     assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in after)
     assert ingest(t, embedder=embedder).noop
+
+
+def test_pdfs_read_in_worker_processes_index_like_the_sequential_reading(work, embedder, monkeypatch):
+    """Past PARALLEL_PDF_BYTES the PDFs' pages are read by worker processes; the chunks are those
+    of reading them in-process, and a PDF the workers cannot read is still skipped with its warning."""
+    from tutor.chunking import chunk_document
+    from tutor.corpus import SourceFile, load_file
+
+    s, corpus, _ = work
+    moe = REPO / "corpus/papers/deepseekmoe_2024.pdf"
+    shutil.copy(moe, corpus / "moe.pdf")
+    (corpus / "broken.pdf").write_bytes(moe.read_bytes()[:50_000])
+    calls = []
+    real = index_mod.read_pdf_pages
+
+    def spy(paths, workers):
+        out = real(paths, workers)
+        calls.append((sorted(p.name for p in paths), sorted(p.name for p in out)))
+        return out
+    monkeypatch.setattr(index_mod, "read_pdf_pages", spy)
+    monkeypatch.setattr(index_mod, "PARALLEL_PDF_BYTES", 0)
+    monkeypatch.setattr(index_mod.os, "cpu_count", lambda: 2)
+    report = ingest(s, embedder=embedder)
+    assert calls == [(["broken.pdf", "moe.pdf"], ["moe.pdf"])]
+    assert [w for w in report.warnings if w.startswith("broken.pdf:")] and "moe.pdf" in report.added
+    docs, _ = load_file(SourceFile(corpus / "moe.pdf", "moe.pdf", ""))
+    sequential = [c.text for d in docs for c in chunk_document(d, s.chunk_size, s.chunk_overlap)]
+    assert [c.text for c in load_index(s.index_dir).chunks if c.path == "moe.pdf"] == sequential

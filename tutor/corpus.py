@@ -222,7 +222,8 @@ def page_texts(reader) -> list[str]:
     return [page.extract_text() or "" for page in reader.pages]
 
 
-def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
+def read_pdf(path: Path, rel: str, title: str | None, pages: list[str] | None = None) -> list[Document]:
+    """The PDF's pages as documents; `pages` are its raw page texts when read_pdf_pages read them."""
     from pypdf.errors import PdfReadError
 
     try:
@@ -231,7 +232,7 @@ def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
             meta = reader.metadata
             title = (meta.title if meta and meta.title else None) or path.stem
         docs = []
-        for i, raw in enumerate(page_texts(reader), start=1):
+        for i, raw in enumerate(page_texts(reader) if pages is None else pages, start=1):
             text = clean_pdf_text(raw)
             if text:
                 docs.append(Document(path.name, rel, title, text, page=i))
@@ -246,11 +247,12 @@ def read_pdf(path: Path, rel: str, title: str | None) -> list[Document]:
     return docs
 
 
-def load_file(src: SourceFile) -> tuple[list[Document], str | None]:
-    """One file → its documents and an optional warning. Raises ValueError to skip the file."""
+def load_file(src: SourceFile, pdf_pages: list[str] | None = None) -> tuple[list[Document], str | None]:
+    """One file → its documents and an optional warning. Raises ValueError to skip the file.
+    `pdf_pages`: a PDF's raw page texts, already read (read_pdf_pages)."""
     title = _manifest_titles(src.path.parent).get(src.path.name)
     if src.path.suffix.lower() in PDF_SUFFIXES:
-        return read_pdf(src.path, src.rel, title), None
+        return read_pdf(src.path, src.rel, title, pdf_pages), None
     text, warning = read_text_file(src.path)
     if not text.strip():
         raise ValueError(f"{src.path.name}: empty file; skipped")

@@ -27,6 +27,7 @@ from .embed_prompts import EmbedPrompts, model_prompts, resolve_prompts
 from .models import EMBEDDER_PRESETS, ModelError, Progress, backend_id, resolve_embedder, resolve_exported_embedder
 
 VECTOR_CACHE_SIZE = 4096  # query and evidence-unit vectors kept (384 floats each: ~6 MB)
+SEARCH_BATCH = 8  # texts per forward pass when a question waits (variants, evidence units: short texts)
 
 
 class Embedder:
@@ -126,21 +127,28 @@ class Embedder:
         return model.encode(texts, prompt="", batch_size=len(texts), normalize_embeddings=True,
                             convert_to_numpy=True, show_progress_bar=False)
 
-    def _encode(self, texts: list[str], prompt: str,
-                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Vectors in the order of `texts`; computed longest first in batches of `batch_size`, so a
-        batch holds texts of similar length (little padding) and `on_batch(n)` reports progress."""
+    def _encode(self, texts: list[str], prompt: str, on_batch: Callable[[int], None] | None = None,
+                bulk: bool = False) -> np.ndarray:
+        """Vectors in the order of `texts`; computed longest first in batches, so a batch holds texts
+        of similar length (little padding) and `on_batch(n)` reports progress. `bulk` (ingest) runs
+        small batches side by side on an exported model, for throughput; otherwise batches of
+        SEARCH_BATCH go one at a time on all cores, for latency (a question's variants and its
+        evidence units, which are short)."""
+        size = self.batch_size if bulk else SEARCH_BATCH
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for b in range(0, len(order), self.batch_size):
-            rows = order[b:b + self.batch_size]
-            out[rows] = self._forward([prompt + texts[i] for i in rows])
+        groups = [order[b:b + size] for b in range(0, len(order), size)]
+        batches = ([prompt + texts[i] for i in rows] for rows in groups)
+        model = self.model
+        vectors = model.encode_batches(batches) if bulk and self.backend != "torch" else map(self._forward, batches)
+        for rows, v in zip(groups, vectors):
+            out[rows] = v
             if on_batch:
                 on_batch(len(rows))
         return out
 
     def passages(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return self._encode(texts, self.prompts.passage, on_batch)
+        return self._encode(texts, self.prompts.passage, on_batch, bulk=True)
 
     def probe_batch_size(self, sizes: tuple[int, ...] = (16, 32, 64, 128, 256), n: int = 512) -> int:
         """On a GPU, set the batch size that embeds chunk-sized passages fastest (a few seconds;
@@ -182,8 +190,7 @@ class Embedder:
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             prompt = self.prompts.query if side == "query" else self.prompts.passage
-            fresh = self._encode(missing, prompt) if len(missing) > self.batch_size else \
-                np.asarray(self._forward([prompt + t for t in missing]), dtype=np.float32)
+            fresh = self._encode(missing, prompt)
             with self._cache_lock:
                 for t, v in zip(missing, fresh):
                     v.flags.writeable = False

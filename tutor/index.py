@@ -37,16 +37,19 @@ import numpy as np
 from . import jsonl
 from .chunking import chunk_document, searchable_text
 from .config import Settings
-from .corpus import load_file, scan
+from .corpus import PDF_SUFFIXES, load_file, scan
 from .embedding import Embedder
 from .errors import IndexChanging, IndexDamaged, IndexError_, IndexMissing
 from .manifest import CHUNKER_VERSION, Manifest
 from .lexical import TOKENIZER_VERSION, bm25_index, chunk_tokens
+from .pdf_pages import read_pdf_pages
 from .records import Chunk
 
 CURRENT = "CURRENT"
+# PDFs to parse, in bytes, from which their pages are read in several processes: below it, starting
+# the processes (~0.5 s) costs more than it saves
+PARALLEL_PDF_BYTES = 2_000_000
 LOCK = ".lock"
-EMBED_BATCH = 64
 _GEN_NAME = re.compile(r"gen-[0-9A-Za-z_-]+")
 # files a generation can rebuild from chunks.jsonl alone (no re-embedding)
 _DERIVED = ("tokens.jsonl", "bm25/")
@@ -441,10 +444,20 @@ def _collect(plan: _Plan, files: list, settings: Settings, report: IngestReport,
         old_chunks, old_tokens, old_vectors = _old_rows(plan, dim)
         for i, row in enumerate(old_chunks):
             by_file.setdefault(row["path"], []).append(i)
+    def unchanged(f) -> bool:
+        prev = old_files.get(f.rel)
+        return bool(plan.reuse and prev and prev["sha256"] == f.sha256)
+
+    pdfs = [f.path for f in files if f.path.suffix.lower() in PDF_SUFFIXES and not unchanged(f)]
+    workers = min(os.cpu_count() or 1, 4)
+    pdf_pages = {}
+    if workers > 1 and sum(p.stat().st_size for p in pdfs) >= PARALLEL_PDF_BYTES:
+        rep.status(f"reading {len(pdfs)} PDF{'s' if len(pdfs) > 1 else ''} in {workers} processes…")
+        pdf_pages = read_pdf_pages(pdfs, workers)
     rep.start("parsing & chunking", len(files))
     for f in files:
         prev = old_files.get(f.rel)
-        if plan.reuse and prev and prev["sha256"] == f.sha256:
+        if unchanged(f):
             if prev.get("skipped"):  # known-bad file, unchanged: skip again, same warning
                 _warn(report, rep, prev["skipped"], f.rel)
                 out.manifest_files[f.rel] = prev
@@ -460,7 +473,7 @@ def _collect(plan: _Plan, files: list, settings: Settings, report: IngestReport,
             continue
         (report.changed if prev else report.added).append(f.rel)
         try:
-            docs, warning = load_file(f)
+            docs, warning = load_file(f, pdf_pages.get(f.path))
         except ValueError as e:
             _warn(report, rep, str(e), f.rel)
             out.manifest_files[f.rel] = {"sha256": f.sha256, "chunks": 0, "skipped": str(e)}
@@ -486,12 +499,10 @@ def _embed(batch: _Batch, embedder: Embedder, rep: Reporter) -> None:
     if not batch.to_embed:
         return
     rep.start("embedding", len(batch.to_embed))
-    order = sorted(batch.to_embed, key=lambda i: -len(searchable_text(batch.chunks[i])))
-    for b in range(0, len(order), EMBED_BATCH):
-        rows = order[b:b + EMBED_BATCH]
-        for i, v in zip(rows, embedder.passages([searchable_text(batch.chunks[i]) for i in rows])):
-            batch.vectors[i] = v
-        rep.advance(len(rows))
+    rows = batch.to_embed
+    vectors = embedder.passages([searchable_text(batch.chunks[i]) for i in rows], on_batch=rep.advance)
+    for i, v in zip(rows, vectors):
+        batch.vectors[i] = v
 
 
 def _fsync(path: Path) -> None:

@@ -28,7 +28,7 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,10 +85,17 @@ class Encoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        return np.ascontiguousarray(self._run(*self._inputs(texts)), dtype=np.float32)
+
+    def encode_batches(self, batches: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
+        """The vectors of many batches, in order (ingest); here simply one batch after another."""
+        for texts in batches:
+            yield self.encode(texts)
+
+    def _inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         enc = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-        return np.ascontiguousarray(self._run(ids, mask), dtype=np.float32)
+        return (np.array([e.ids for e in enc], dtype=np.int64),
+                np.array([e.attention_mask for e in enc], dtype=np.int64))
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -121,16 +128,54 @@ class OpenVinoEncoder(Encoder):
         core = ov.Core()
         model = core.read_model(str(Path(folder) / MODEL_FILE[self.meta.get("target", "openvino")]))
         hint = "f32" if precision == "int8" else precision  # a quantised IR runs its int8 ops as int8
+        self._core, self._model, self._hint = core, model, hint
         self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                           "INFERENCE_PRECISION_HINT": hint})
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one batch at a time (the UI is threaded)
+        self._throughput = None  # compiled on the first encode_batches: a search-only process never pays for it
 
     def _run(self, ids, mask):
         with self._lock:
             self._request.infer({"input_ids": ids, "attention_mask": mask})
             return self._request.get_output_tensor(0).data.copy()
+
+    def encode_batches(self, batches: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
+        """Ingest: one stream per core, each running its own small batch, instead of one batch at a
+        time split over all cores (2 cores, the corpus, batches of 2: 38.5 vs 35.6 chunks/s in f32,
+        68 vs 54 in bf16). The latency-compiled model stays for queries, which want both cores."""
+        import openvino as ov
+
+        with self._lock:
+            if self._throughput is None:
+                self._throughput = self._core.compile_model(
+                    self._model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": self._hint})
+        compiled = self._throughput
+        queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        done: dict[int, np.ndarray] = {}
+        errors: list[BaseException] = []
+
+        def finished(request, i: int) -> None:  # runs on OpenVINO's thread
+            try:
+                done[i] = request.get_output_tensor(0).data.copy()
+            except BaseException as e:  # surfaced below, in the caller's thread
+                errors.append(e)
+
+        queue.set_callback(finished)
+        sent = nxt = 0
+        for texts in batches:
+            ids, mask = self._inputs(texts)
+            queue.start_async({"input_ids": ids, "attention_mask": mask}, sent)  # waits for an idle request
+            sent += 1
+            while nxt in done:
+                yield np.ascontiguousarray(done.pop(nxt), dtype=np.float32)
+                nxt += 1
+        queue.wait_all()
+        if errors:
+            raise errors[0]
+        for i in range(nxt, sent):
+            yield np.ascontiguousarray(done.pop(i), dtype=np.float32)
 
 
 def load_encoder(folder: Path, precision: str) -> Encoder:
