@@ -10,8 +10,8 @@ transformers 5. The export here is small and explicit instead:
    to the sentence vector;
 2. "openvino": converted to OpenVINO IR with fp16-stored weights (0.24 GB resident instead of
    0.7), computed in fp32 (backend "openvino": retrieval identical to torch on dev and check) or
-   in bf16 on CPUs with AMX / AVX512-BF16 ("openvino-bf16": 2.5x faster again, but two of 105
-   eval items ranked lower; see README "Numbers");
+   in bf16 on CPUs with AMX / AVX512-BF16 ("openvino-bf16": 1.7x faster, but on an AMX CPU two of
+   105 eval items ranked lower; see README "Numbers");
    "openvino-int8": the same IR quantised to int8 (weights and activations) by NNCF's
    post-training quantisation, its activation ranges measured on CALIBRATION (texts shipped with
    the package); the softmax/layer-norm paths stay in floating point (NNCF's transformer preset);
