@@ -202,6 +202,13 @@ def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():
     en_q = "Why does AlexNet use ReLU?"
     assert not adds_nothing("Because ReLU avoids saturated gradients and trains faster.", en_q, "ReLU 避免梯度饱和")
     assert adds_nothing("AlexNet uses ReLU [1].", en_q, "ReLU 避免梯度饱和")
+    # re-inflected words and the question's characters re-cut into new bigrams are no answer either
+    lora = "How does LoRA fine-tune a model without updating all the weights?"
+    assert adds_nothing("LoRA is a method that fine-tunes a model without updating all the weights.", lora, "低秩矩阵")
+    assert not adds_nothing("LoRA freezes the weights and trains low-rank matrices.", lora, "低秩矩阵")
+    r1 = "DeepSeek-R1-Zero 和 DeepSeek-R1 的训练方式有什么区别？"
+    assert adds_nothing("DeepSeek-R1-Zero 和 DeepSeek-R1 的训练方式有显著的区别。", r1, "cold-start data")
+    assert not adds_nothing("DeepSeek-R1 先用冷启动数据微调，再做强化学习。", r1, "cold-start data")
 
 
 def test_the_quoted_fallback_passes_over_units_with_nothing_to_read():

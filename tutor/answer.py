@@ -25,7 +25,7 @@ from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
 from .text import (MARKER, PLACEHOLDER, clip, figure_values, figures, normalise, normalise_citations,
-                   parse_citations, split_sentences, terms)
+                   STOPWORDS, is_cjk, parse_citations, split_sentences, terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -344,7 +344,28 @@ def adds_nothing(text: str, question: str, evidence_text: str) -> bool:
     new = terms(body) - terms(question)
     if new & terms(evidence_text):
         return False
-    return len(new) <= 1 or language(body) == language(evidence_text)
+    return _novelty(body, question) <= 1 or language(body) == language(evidence_text)
+
+
+_INFLECTION = re.compile(r"(?:ing|ed|es|s)$")
+_STOP_CHARS = frozenset(w for w in STOPWORDS if len(w) == 1 and is_cjk(w))
+
+
+def _lemma(word: str) -> str:
+    """A Latin word without its inflection ("fine-tunes", "fine-tune" → "fine-tun")."""
+    return (_INFLECTION.sub("", word) if len(word) > 4 else word).rstrip("e")
+
+
+def _novelty(body: str, question: str) -> int:
+    """Roughly how many words `body` adds to the question: Latin words whose lemma the question
+    lacks, plus new Chinese characters two to a word. Counted in characters, not bigrams, because
+    "…的训练方式有显著的区别" re-cuts the question's characters into new bigrams."""
+    q_terms = terms(question)
+    q_lemmas = {_lemma(t) for t in q_terms if not is_cjk(t[0])}
+    words = {t for t in terms(body) - q_terms if not is_cjk(t[0]) and _lemma(t) not in q_lemmas}
+    q_chars = set(unicodedata.normalize("NFKC", question))
+    chars = {c for c in unicodedata.normalize("NFKC", body) if is_cjk(c) and c not in q_chars and c not in _STOP_CHARS}
+    return len(words) + (len(chars) + 1) // 2
 
 
 _BOUNDED = re.compile(r"准确率|错误率|正确率|比例|百分比|占比|accuracy|error rate|percentage|MMLU|BLEU|pass@|top-?[15]", re.I)
