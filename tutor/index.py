@@ -444,6 +444,7 @@ def _collect(plan: _Plan, files: list, settings: Settings, report: IngestReport,
         old_chunks, old_tokens, old_vectors = _old_rows(plan, dim)
         for i, row in enumerate(old_chunks):
             by_file.setdefault(row["path"], []).append(i)
+
     def unchanged(f) -> bool:
         prev = old_files.get(f.rel)
         return bool(plan.reuse and prev and prev["sha256"] == f.sha256)
