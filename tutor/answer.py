@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
 from .glossary import gloss, language
+from .lexical import stem
 from .errors import LLMError
 from .llm.base import LLM
 from .llm.params import GenParams, sampling
@@ -341,28 +342,28 @@ def adds_nothing(text: str, question: str, evidence_text: str) -> bool:
     label ("资料[1]"). A reply whose new words are in another language than the evidence (an
     English answer from Chinese notes) cannot be matched word for word: only the echo counts."""
     body = MARKER.sub(" ", text)
-    new = terms(body) - terms(question)
+    q_terms = terms(question)
+    new = terms(body) - q_terms
     if new & terms(evidence_text):
         return False
-    return _novelty(body, question) <= 1 or language(body) == language(evidence_text)
+    return _novelty(new, q_terms, body, question) <= 1 or language(body) == language(evidence_text)
 
 
-_INFLECTION = re.compile(r"(?:ing|ed|es|s)$")
 _STOP_CHARS = frozenset(w for w in STOPWORDS if len(w) == 1 and is_cjk(w))
 
 
-def _lemma(word: str) -> str:
-    """A Latin word without its inflection ("fine-tunes", "fine-tune" → "fine-tun")."""
-    return (_INFLECTION.sub("", word) if len(word) > 4 else word).rstrip("e")
+def _stems(term: str) -> str:
+    """lexical.stem on each part of a compound ("fine-tunes" → "fine-tune"), which it leaves whole."""
+    return "-".join(stem(p) for p in term.split("-"))
 
 
-def _novelty(body: str, question: str) -> int:
-    """Roughly how many words `body` adds to the question: Latin words whose lemma the question
-    lacks, plus new Chinese characters two to a word. Counted in characters, not bigrams, because
-    "…的训练方式有显著的区别" re-cuts the question's characters into new bigrams."""
-    q_terms = terms(question)
-    q_lemmas = {_lemma(t) for t in q_terms if not is_cjk(t[0])}
-    words = {t for t in terms(body) - q_terms if not is_cjk(t[0]) and _lemma(t) not in q_lemmas}
+def _novelty(new: set[str], q_terms: set[str], body: str, question: str) -> int:
+    """Roughly how many words `body` adds to the question (`new`: its terms the question lacks):
+    Latin words whose stem the question lacks, plus new Chinese characters two to a word. Counted
+    in characters, not bigrams, because "…的训练方式有显著的区别" re-cuts the question's characters
+    into new bigrams."""
+    q_stems = {_stems(t) for t in q_terms if not is_cjk(t[0])}
+    words = {t for t in new if not is_cjk(t[0]) and _stems(t) not in q_stems}
     q_chars = set(unicodedata.normalize("NFKC", question))
     chars = {c for c in unicodedata.normalize("NFKC", body) if is_cjk(c) and c not in q_chars and c not in _STOP_CHARS}
     return len(words) + (len(chars) + 1) // 2
