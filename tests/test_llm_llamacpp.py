@@ -56,6 +56,39 @@ def test_two_threads_are_serialised(llm: LLM) -> None:
     assert results[0] == llm.complete([{"role": "user", "content": "Count to 3."}], SHORT)[0]
 
 
+def test_a_system_prompt_switched_back_to_reads_from_its_snapshot(llm: LLM) -> None:
+    """zh, en, zh: the third call restores the zh system prompt's KV snapshot instead of reading
+    it again, and answers exactly as it would have with no English question in between."""
+    zh = {"role": "system", "content": "你是学习助教。只根据资料，用中文简洁地回答问题，在句末标注来源编号。"}
+    en = {"role": "system", "content": "You are a study tutor. Answer briefly from the sources only, citing [1]."}
+    first = [zh, {"role": "user", "content": "什么是残差连接？"}]
+    third = [zh, {"role": "user", "content": "什么是注意力机制？"}]
+    settings = Settings().replace(backend="llamacpp", model="smollm2-135m", n_ctx=512,
+                                  home=llm.settings.paths.home)
+    switched, direct = make_llm(settings), make_llm(settings)
+    restored: list[str] = []
+    real = switched._restore
+
+    def spy(head: str, messages) -> None:
+        restored.append(head)
+        real(head, messages)
+
+    switched._restore = spy  # type: ignore[method-assign]
+    try:
+        switched.complete(first, SHORT)
+        switched.complete([en, {"role": "user", "content": "What is dropout?"}], SHORT)
+        got = switched.complete(third, SHORT)
+        assert restored == [zh["content"]] and set(switched._heads) == {zh["content"], en["content"]}
+        direct.complete(first, SHORT)
+        assert direct.complete(third, SHORT) == got
+        # the same prompt again, after another: read afresh, as a repeated question always is
+        switched.complete([en, {"role": "user", "content": "What is dropout?"}], SHORT)
+        assert switched.complete(third, SHORT) == direct.complete(third, SHORT)
+    finally:
+        switched.close()
+        direct.close()
+
+
 def test_abandoned_stream_releases_the_model(llm: LLM) -> None:
     gen = llm.stream(HELLO, GenParams(max_tokens=32))
     next(gen)

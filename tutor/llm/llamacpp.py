@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from tutor.config import Settings
 
 _OVERFLOW = re.compile(r"exceed context window|context window|n_ctx", re.I)
+_MAX_HEADS = 8  # zh / en × levels, the judge's prompts
+
+
+def _system_of(messages: Messages) -> str | None:
+    return messages[0]["content"] if messages and messages[0].get("role") == "system" else None
 
 
 class LlamaCppLLM(LLM):
@@ -55,6 +60,8 @@ class LlamaCppLLM(LLM):
         self.reasoning = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
         self._lock = threading.Lock()
         self._last: Messages | None = None
+        self._head: str | None = None  # the system prompt whose tokens open the KV cache now
+        self._heads: dict[str, tuple] = {}  # KV snapshots, one per system prompt
 
     def stream(self, messages: Messages, params: GenParams | None = None) -> Iterator[Delta]:
         p = params or sampling(self.settings, self.reasoning)
@@ -66,9 +73,13 @@ class LlamaCppLLM(LLM):
             # (a real saving: prompt reading is the slow part here). When the whole prompt is
             # cached it re-reads only its last token, and those numerics flip greedy choices
             # of small models: reset so that asking the same again gives the same answer.
+            head = _system_of(messages)
             if messages == self._last:
                 self._llm.reset()
+            elif head is not None and head != self._head and head in self._heads:
+                self._restore(head, messages)
             self._last = [dict(m) for m in messages]
+            self._head = head
             try:
                 chunks = self._llm.create_chat_completion(
                     messages=messages, stream=True, max_tokens=p.max_tokens,  # type: ignore[arg-type]
@@ -81,8 +92,48 @@ class LlamaCppLLM(LLM):
                 if _OVERFLOW.search(str(e)):  # llama.cpp says so only in words
                     raise self._overflow(e, "; raise n_ctx or send fewer sources") from None
                 raise LLMError(f"llama.cpp failed: {e}") from None
+            finally:
+                if head is not None:
+                    self._snapshot(head)
         if d := splitter.finish():
             yield d
+
+    # The prefix reuse above keeps only the last prompt's tokens: a question in the other language
+    # (another system prompt), a follow-up's rewrite or a judge call in between made the next answer
+    # re-read its whole system prompt (~120 tokens, ~1.3 s with the 1.5B on 2 cores). So the KV cache
+    # is snapshotted after each call, one snapshot per system prompt, and restored when the prompt
+    # switches back (~2 ms, a few MB): the answer is then exactly the one it would have been had
+    # no other prompt come between. llama-cpp-python's LlamaRAMCache would also copy the logits
+    # of every prompt token (≈60 MB and 0.3 s per load).
+    def _snapshot(self, head: str) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_get_data(ctx, buf, size) != size:
+            self._heads.pop(head, None)
+            return
+        self._heads.pop(head, None)
+        if len(self._heads) >= _MAX_HEADS:
+            self._heads.pop(next(iter(self._heads)))
+        self._heads[head] = (buf, [int(t) for t in self._llm.input_ids[:self._llm.n_tokens]], self._last)
+
+    def _restore(self, head: str, messages: Messages) -> None:
+        import llama_cpp
+
+        buf, ids, asked = self._heads[head]
+        if messages == asked:  # the same prompt again: read it afresh, as the rule above says
+            self._llm.reset()
+            return
+        if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buf, len(buf)) != len(buf):
+            self._llm.reset()
+            return
+        self._llm.input_ids[:len(ids)] = ids
+        self._llm.n_tokens = len(ids)
+        self._llm._requires_eval = True  # the logits are stale: the next decode refreshes them
 
     def first_token_logprobs(self, messages: Messages, top: int = 20) -> dict[str, float]:
         """Read the first token's logits inside the sampler (a logits processor sees the whole
@@ -100,7 +151,7 @@ class LlamaCppLLM(LLM):
             if self._llm is None:
                 raise LLMError("this llama.cpp model was closed")
             self._llm.reset()  # a fresh context: the same question always gets the same numbers
-            self._last = None
+            self._last = self._head = None
             try:
                 self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0,
                                                  logits_processor=[capture])  # type: ignore[list-item]
