@@ -214,3 +214,19 @@ def test_a_who_question_is_answered_by_a_unit_that_names_a_person():
     assert not _assess("GAN 是谁提出的？", "**GAN 起源**:\n- 发表: NeurIPS 2014\n", section="3.1 GAN").answerable
     assert names_person("- David Ha, Jürgen Schmidhuber", []) and not names_person("2. **World Models** (2018)",
                                                                                    ["World Models"])
+
+
+def test_units_under_one_lead_show_the_lead_once_in_the_prompt():
+    from tutor.evidence import candidates
+    from tutor.prompts import format_evidence
+
+    text = ("2. **World Models** (2018)\n   - David Ha, Jürgen Schmidhuber\n   - 引用: 2,000+\n\n一段正文。")
+    from tutor.records import Chunk, Hit
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    units = [u for u in candidates([hit]) if u.context]
+    assert len(units) == 2
+    prompt = format_evidence(units, "zh")
+    assert prompt.count("World Models") == 1
+    assert "David Ha" in prompt and "2,000+" in prompt
+    one = format_evidence(units[:1], "en")
+    assert "World Models" in one and "David Ha" in one  # a lone unit keeps its lead inline

@@ -105,7 +105,19 @@ def format_evidence(units: list[Evidence], lang: str) -> str:
         by_n.setdefault(u.n, []).append(u)
     for n, us in by_n.items():
         lines = [SOURCE_HEAD[lang].format(n=n, label=_short_label(us[0].hit))]
-        lines += [" ".join(u.prompt_text().split()) for u in us]
+        i = 0
+        while i < len(us):
+            # units under one lead (a list item's first line, a table's header) show it once:
+            # repeated per unit it cost the prompt tokens and buried the lines that answer
+            j = i + 1
+            while us[i].context and j < len(us) and us[j].context == us[i].context:
+                j += 1
+            if j - i > 1:
+                lines.append(" ".join(us[i].context.split()))
+                lines += [" ".join(u.text.split()) for u in us[i:j]]
+            else:
+                lines.append(" ".join(us[i].prompt_text().split()))
+            i = j
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
