@@ -230,3 +230,49 @@ def test_units_under_one_lead_show_the_lead_once_in_the_prompt():
     assert "David Ha" in prompt and "2,000+" in prompt
     one = format_evidence(units[:1], "en")
     assert "World Models" in one and "David Ha" in one  # a lone unit keeps its lead inline
+
+
+def test_an_html_table_row_is_one_unit_under_its_header_row():
+    """Converted papers keep HTML tables, a cell per line: a row must stay whole with its header,
+    or "867" reaches the model as a bare number with no model name and no column."""
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+
+    text = ("4. Evolve Controller (C).\n\n<table style=\"text-align:left;width:320px;\">\n  <tr>\n"
+            "    <th>Model</th>\n    <th>Parameter Count</th>\n  </tr>\n  <tr>\n    <td>VAE</td>\n"
+            "    <td>4,348,547</td>\n  </tr>\n  <tr><td>Controller</td><td>867</td></tr>\n</table>\n")
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    rows = [u for u in candidates([hit]) if u.kind == "row"]
+    assert [u.prompt_text() for u in rows] == ["Model | Parameter Count … VAE | 4,348,547",
+                                               "Model | Parameter Count … Controller | 867"]
+    assert all(text[u.start:u.end].startswith("<tr") and text[u.start:u.end].endswith("</tr>") for u in rows)
+    assert [u.text for u in candidates([hit]) if u.kind != "row"] == ["Evolve Controller (C)."]
+
+
+def test_the_subjects_own_line_answers_though_a_rule_under_its_heading_has_more_asked_words():
+    """"每 1B 参数 → 20B tokens" has both asked-for words (参数, token) but is the rule for every
+    model; the line naming Chinchilla holds Chinchilla's figures, and the quoted fallback leads with it."""
+    from tutor.answer import extractive
+    from tutor.records import Chunk, Hit
+
+    text = ("2. **最优比例**:\n   - 每 1B 参数 → 20B tokens 数据\n\n对比:\n"
+            "- GPT-3 (175B, 300B tokens): 数据太少\n- Chinchilla (70B, 1.4T tokens): 最优\n")
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "Chinchilla 缩放定律", None, 0, len(text), text), 1.0, 1)
+    sel = Selector(dense_weight=0.0)
+    q, scored = sel.score("Chinchilla 有多少参数，训练了多少 token？", [hit])
+    verdict = sel.assess(q, scored, 0.0, 0.0)
+    assert [u.text for u in verdict.answering] == ["- Chinchilla (70B, 1.4T tokens): 最优"]
+    quoted = extractive(sel.select(scored), verdict, "zh")
+    assert quoted.index("1.4T") < quoted.index("[1]")
+
+
+def test_a_figure_or_table_number_is_no_figure_that_answers():
+    """"What exact figures does the paper report?" asks for figures; "Figure 3" is a pointer, so
+    the sentence with 93.3% answers and the one pointing at Figure 3 does not."""
+    text = ("Figure 3 intuitively illustrates how the KV joint compression in MLA reduces the KV cache. "
+            "DeepSeek-V2 reduces the KV cache by 93.3% and boosts the maximum generation throughput to 5.76 times.")
+    q = "What exact figures does the DeepSeek-V2 paper report for the KV cache?"
+    from tutor.evidence import Query
+    assert Query.of(q).quantity
+    verdict = _assess(q, text, section="DeepSeek-V2")
+    assert verdict.answerable and [u.text[:11] for u in verdict.answering] == ["DeepSeek-V2"]

@@ -421,10 +421,14 @@ def quotable(u: Evidence) -> bool:
 def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2,
                figure: bool = True) -> str:
     """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
-    own words do not hold up against the evidence. For a `figure` question the verdict's best unit
-    leads (it holds the asked-for figure next to its subject); otherwise the best-scored units do.
+    own words do not hold up against the evidence. For a `figure` question the units that answer on
+    their own lead (the asked-for figure next to its subject); otherwise the best-scored units do.
     Units with nothing to read are passed over when others have."""
-    lead = [verdict.best] if verdict.best is not None and figure else []
+    # the units that answer on their own (subject named by the unit, figure beside the asked-for
+    # words) are the ones whose figures a generated answer may state: the quote takes them too
+    lead = sorted(verdict.answering, key=lambda x: -x.score) if figure else []
+    if figure and not lead and verdict.best is not None:
+        lead = [verdict.best]
     ranked = lead + sorted(units, key=lambda x: -x.score)
     pool = [u for u in ranked if quotable(u)] or ranked
     best: list[Evidence] = []

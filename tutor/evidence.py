@@ -35,7 +35,8 @@ from .records import Evidence as Unit, Hit
 _QUANTITY = re.compile(
     r"多少|(?<!哪)几[个层倍天年次种块位名]|多大|多长|多高|多快|几何|百分之|比例|how (?:many|much|large|big|long|fast|high)"
     r"|what (?:is|was|are|were) (?:the )?(?:number|size|count|rate|percentage|error|accuracy|score|cost)"
-    r"|\b(?:rate|percentage|ratio)\b", re.I)
+    r"|\b(?:rate|percentage|ratio)\b"
+    r"|\b(?:what|which) (?:exact |actual |precise )?(?:figures?|numbers?|values?)\b|具体(?:数字|数值|数据)|什么数字|哪些数字", re.I)
 # "when" asks a time as a question word ("When was…", "when did…"), not as a conjunction
 # ("…a reward model when training R1-Zero?")
 _YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen (?:was|were|did|does|do|is|are|has|have|had|will)\b|what year|which year",
@@ -44,6 +45,9 @@ _YEAR = re.compile(r"哪一?年|何时|什么时候|\bwhen (?:was|were|did|does|
 _MEASURE_EN = re.compile(r"how (?:many|much)\s+([a-z][a-z0-9-]*(?:\s+[a-z][a-z0-9-]*){0,2})", re.I)
 _MEASURE_ZH = re.compile(r"(?:多少|几)\s*(?:个|块|张|名|位|次|种|节|项)?\s*([\u4e00-\u9fff]{1,4}|[A-Za-z]+)")
 _SUPERSCRIPT = re.compile(r"[\u00b2\u00b3\u00b9\u2070-\u209f]")
+# a pointer to a figure, table or section ("Figure 3", "Table 1", "图 2"): a number that counts nothing
+_REFERENCE = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Equation|Appendix|Algorithm|Chapter)\s*\d+(?:\.\d+)*"
+                        r"|[图表]\s*\d+(?:\.\d+)*(?!\s*[年月日%个位层倍])")
 _RATE_WORDS = frozenset("% 比例 百分比 占比 ratio proport fract percent percentag rate share accuracy error score "
                         "准确 错误 分数 得分 提升 减少 降低 增加 少 多".split())
 _CLASSIFIER_UNIT = re.compile(r"^(?:天|年|层|倍|块|步|轮|节课|个月|小时)$")
@@ -380,7 +384,7 @@ class Selector:
                 # the word saying what it counts may stand in the label or the table header
                 # a share answers a share or a rate; "how many parameters" is not "减少 70%"; an
                 # exponent (σ²) is no figure
-                counts = [f for f in figures(_SUPERSCRIPT.sub("", u.text))
+                counts = [f for f in figures(_REFERENCE.sub(" ", _SUPERSCRIPT.sub("", u.text)))
                           if (q.year or not _is_year(f.value, f.percent)) and (not f.percent or shares)]
                 has_fig = bool(counts) or bool(_BIG_O.search(u.text))
                 if has_fig and q.measure:
@@ -401,13 +405,15 @@ class Selector:
         assert best is not None
         # of the units that answer, those that also say most of the asked-for attribute: "激活了多少
         # 参数" is answered by "激活参数: 37B", not by the "总参数: 671B" line above it
+        def own_named(rows: list) -> list:
+            # in a note's comparison list "Chinchilla (70B, 1.4T tokens)" answers for Chinchilla;
+            # the rule "每 1B 参数 → 20B tokens" under the Chinchilla heading does not
+            return [a for a in rows if a[1]] or rows
+
+        if q.measure:  # every answering unit holds the measured thing: the subject's own come first
+            answering = own_named(answering)
         top_cov = max((c for _, _, c in answering), default=0.0)
-        answering = [a for a in answering if a[2] >= top_cov]
-        if any(o for _, o, _ in answering):
-            # and of those, the ones that name the subject themselves: in a note's comparison list
-            # "Chinchilla (70B, 1.4T tokens)" answers for Chinchilla; the rule "每 1B 参数 → 20B
-            # tokens" under the Chinchilla heading does not
-            answering = [a for a in answering if a[1]]
+        answering = own_named([a for a in answering if a[2] >= top_cov])
         answering_units = tuple(u for u, _, _ in answering)
         (ok, cov, _, _), unit, _ = best
         if not ok:

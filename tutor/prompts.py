@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .records import Evidence, Hit
+from .text import visible
 
 # Never appears in a legitimate answer; tests assert it never leaks, whatever the question asks.
 CANARY = "CANARY-7f3a9c2e-TUTOR"
@@ -113,8 +114,8 @@ def format_evidence(units: list[Evidence], lang: str) -> str:
             while us[i].context and j < len(us) and us[j].context == us[i].context:
                 j += 1
             if j - i > 1:
-                lines.append(" ".join(us[i].context.split()))
-                lines += [" ".join(u.text.split()) for u in us[i:j]]
+                lines.append(" ".join(visible(us[i].context).split()))
+                lines += [" ".join(visible(u.text).split()) for u in us[i:j]]
             else:
                 lines.append(" ".join(us[i].prompt_text().split()))
             i = j

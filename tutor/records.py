@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .credits import Credit
+from .text import visible
 
 
 HEADING_SEP = " › "  # between a title and its headings, and between nested headings
@@ -109,7 +110,8 @@ class Evidence:
     order: int = 0  # position among its chunk's units (document order)
 
     def prompt_text(self) -> str:
-        return f"{self.context} … {self.text}" if self.context else self.text
+        """As a reader sees it (no roles, image targets or cell tags), after its context."""
+        return f"{visible(self.context)} … {visible(self.text)}" if self.context else visible(self.text)
 
     def to_dict(self) -> dict:
         c = self.hit.chunk

@@ -20,6 +20,9 @@ SENT_END = re.compile(r"[。！？；][”’」』）)\]]*|[.!?;][\"')\]]*(?=\s
 TABLE_ROW = re.compile(r"^\s*\|")
 TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
+# an HTML table row in a note or a converted paper ("<tr>", its cells often one per line, "</tr>")
+HTML_ROW_OPEN = re.compile(r"^\s*<tr[\s>]", re.I)
+HTML_ROW_CLOSE = re.compile(r"</tr\s*>", re.I)
 HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•·]|\d{1,2}[.)、]|[（(]\d{1,2}[)）]|#{1,6})\s+")
 _ZH_END = "。！？；"
@@ -65,8 +68,25 @@ def units(text: str) -> list[Span]:
     header: tuple[int, int] | None = None
     label: tuple[int, int] | None = None
     lead: tuple[int, int] | None = None  # the prose line just before, when it ends in ":" ("3. **GRU**:")
+    html_header: tuple[int, int] | None = None
+    html_row: int | None = None  # where an open <tr> began
     for pos, line in lines(text):
         body = line.rstrip("\r\n")
+        if not in_code and (html_row is not None or HTML_ROW_OPEN.match(body)):
+            # an HTML row is one unit however its cells are laid out: the row with <th> cells is
+            # the header of the rows after it, as a markdown table's first row is
+            if html_row is None:
+                html_row = _trim(text, pos, pos + len(body))[0]
+            close = HTML_ROW_CLOSE.search(body)
+            if close:
+                a, b = html_row, pos + close.end()
+                html_row = None
+                if re.search(r"<th[\s>]", text[a:b], re.I):
+                    html_header = (a, b)
+                    out.append(Span(a, b, "header"))
+                else:
+                    out.append(Span(a, b, "row", html_header))
+            continue
         if FENCE.match(body):
             # a block's lines are labelled by the line that introduces them: the prose lead line
             # before the fence, then any line inside ending in ":" ("Codeforces (编程竞赛):")
@@ -379,9 +399,17 @@ _ROLE = re.compile(r":\w+:`[^`]*`")
 _TARGET = re.compile(r"(!?\[[^\]]*\])\([^)]*\)")
 
 
+# an HTML table row's cell tags: a reader sees the cells side by side, "VAE | 4,348,547"
+_CELL_GAP = re.compile(r"</t[dh]>\s*<t[dh](?:\s[^>]*)?>", re.I)
+_ROW_TAG = re.compile(r"\s*</?t[rdh](?:\s[^>]*)?>\s*", re.I)
+
+
 def visible(text: str) -> str:
     """`text` without markup a reader never sees (see above)."""
-    return _TARGET.sub(r"\1", _ROLE.sub("", text))
+    text = _TARGET.sub(r"\1", _ROLE.sub("", text))
+    if "<t" in text or "<T" in text:
+        text = _ROW_TAG.sub(" ", _CELL_GAP.sub(" | ", text)).strip()
+    return text
 
 
 def clean_heading(s: str) -> str:
