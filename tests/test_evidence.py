@@ -238,7 +238,8 @@ def test_an_html_table_row_is_one_unit_under_its_header_row():
     from tutor.evidence import candidates
     from tutor.records import Chunk, Hit
 
-    text = ("4. Evolve Controller (C).\n\n<table style=\"text-align:left;width:320px;\">\n  <tr>\n"
+    text = ("4. Evolve Controller (C).\n\n<img src=\"a.png\" style=\"display: block;\nwidth: 100%;\"/>\n"
+            "<table style=\"text-align:left;width:320px;\">\n  <tr>\n"
             "    <th>Model</th>\n    <th>Parameter Count</th>\n  </tr>\n  <tr>\n    <td>VAE</td>\n"
             "    <td>4,348,547</td>\n  </tr>\n  <tr><td>Controller</td><td>867</td></tr>\n</table>\n")
     hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
@@ -247,6 +248,9 @@ def test_an_html_table_row_is_one_unit_under_its_header_row():
                                                "Model | Parameter Count … Controller | 867"]
     assert all(text[u.start:u.end].startswith("<tr") and text[u.start:u.end].endswith("</tr>") for u in rows)
     assert [u.text for u in candidates([hit]) if u.kind != "row"] == ["Evolve Controller (C)."]
+    from tutor.text import visible
+    assert visible('as in <dt-cite key="es">Evolving Stable Strategies</dt-cite>, a <b>64</b> <mask>') == \
+        "as in Evolving Stable Strategies, a 64 <mask>"  # named tags go, a literal token stays
 
 
 def test_the_subjects_own_line_answers_though_a_rule_under_its_heading_has_more_asked_words():

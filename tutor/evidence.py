@@ -59,7 +59,7 @@ _LATIN_RUN = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)
 _HYPER = re.compile(r"\bwhat (?:\w+ )?(?:learning rate|batch size|dropout(?: rate)?|weight decay|rank|"
                     r"number of epochs)", re.I)
 # a unit asked in words, and how evidence writes it
-_UNIT_ALIASES = {"美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美元"), "usd": ("$", "美元"),
+_UNIT_ALIASES = {"次": ("time",), "美元": ("$", "usd", "dollar"), "dollar": ("$", "usd", "美元"), "usd": ("$", "美元"),
                  "比例": ("%",), "百分比": ("%",), "percentage": ("%",), "percent": ("%",), "fraction": ("%",)}
 _BIG_O = re.compile(r"O\}?\s*\(")  # a complexity, O(n^2) or $\mathcal{O}(n)$, answers "多长/how long" too
 # a question asking for a person (or a team): the evidence must name one
@@ -74,7 +74,7 @@ _FIGURE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
 _LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
 # a line that is only HTML tags ('<div style="…">', '</tr>', a base64 '<img …') or a CSS declaration
 # ("margin: auto;"): page layout carried into a note, nothing a learner can read
-_MARKUP = re.compile(r"^\s*(?:</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>?\s*)+$|^\s*[\w-]+\s*:\s*[^;]{1,60};\s*$")
+_MARKUP = re.compile(r"^\s*(?:</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>?\s*)+$|^\s*[\w-]+\s*:\s*[^;]{1,60};\s*(?:[\"']?\s*/?>)?\s*$")
 _FRAGMENT = 40  # visible characters: a list item this short is a fragment of its parent item
 _BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about

@@ -404,11 +404,19 @@ _CELL_GAP = re.compile(r"</t[dh]>\s*<t[dh](?:\s[^>]*)?>", re.I)
 _ROW_TAG = re.compile(r"\s*</?t[rdh](?:\s[^>]*)?>\s*", re.I)
 
 
+# inline HTML a converted article keeps ('<dt-cite key="x">Evolving Stable Strategies</dt-cite>'):
+# the browser shows the inner text. Named tags only, so a literal "<mask>" token stays
+_INLINE_TAG = re.compile(r"</?(?:dt-cite|dt-fn|a|b|i|em|strong|sup|sub|span|br|code|p|div|img|font|u|small)"
+                         r"(?:\s[^<>]*)?/?>", re.I)
+
+
 def visible(text: str) -> str:
     """`text` without markup a reader never sees (see above)."""
     text = _TARGET.sub(r"\1", _ROLE.sub("", text))
-    if "<t" in text or "<T" in text:
-        text = _ROW_TAG.sub(" ", _CELL_GAP.sub(" | ", text)).strip()
+    if "<" in text:
+        if "<t" in text or "<T" in text:
+            text = _ROW_TAG.sub(" ", _CELL_GAP.sub(" | ", text)).strip()
+        text = _INLINE_TAG.sub("", text)
     return text
 
 
