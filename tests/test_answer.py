@@ -193,7 +193,9 @@ def test_a_score_is_not_a_model_size():
 def test_a_reply_that_only_restates_the_question_is_replaced_by_the_evidence():
     hits, units, verdict = _units("AlexNet 参数量: 60M，使用 ReLU 激活函数避免梯度饱和")
     q = "AlexNet 为什么用 ReLU？"
-    for reply in ("AlexNet 用 ReLU [1]。", "资料[1]"):
+    # a restated question, a bare source label, or the sources pasted back in the prompt's layout
+    pasted = "[1] (AI 研究计划 › AlexNet): AlexNet 参数量: 60M，使用 ReLU 激活函数避免梯度饱和"
+    for reply in ("AlexNet 用 ReLU [1]。", "资料[1]", pasted):
         a = finalize(q, reply, "", hits, units, verdict, _L(), {}, "zh")
         assert "梯度饱和" in a.text and a.timings_ms.get("extractive") == 1, reply
     ok = finalize(q, "因为 ReLU 能避免梯度饱和 [1]。", "", hits, units, verdict, _L(), {}, "zh")

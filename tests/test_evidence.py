@@ -280,3 +280,4 @@ def test_a_figure_or_table_number_is_no_figure_that_answers():
     assert Query.of(q).quantity
     verdict = _assess(q, text, section="DeepSeek-V2")
     assert verdict.answerable and [u.text[:11] for u in verdict.answering] == ["DeepSeek-V2"]
+

@@ -37,6 +37,9 @@ _SCAFFOLD = re.compile(r"</?(?:sources?|question|evidence)\b[^>]*>", re.I)
 _ECHO_LINE = re.compile(r"^\s*(?:问题[:：]|question:|资料\s*\[\d+\]|source \[\d+\]|请根据以上资料|using the sources above"
                         r"|请用|answer in one)", re.I | re.M)
 ATTRIBUTION_MIN = 0.35
+# a source head as the prompt lays it out, "[2] (DeepSeek-V3 Technical Report (p. 22)):", written
+# inside a reply: the model is pasting its sources back, not answering
+_PASTED_HEAD = re.compile(r"(?:资料|source)?\s*\[\d+\]\s*[（(][^\n]{2,100}?[)）]\s*[：:]", re.I)
 
 # the canary in any spelling a model might produce: spaced, case-changed, other separators,
 # or its hex part alone
@@ -200,9 +203,21 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
     query, scored = sel.score(question, hits)
     units = sel.select(scored)
     verdict = sel.assess(query, scored, settings.answer.min_coverage, settings.answer.min_evidence_score)
-    if verdict.answerable and verdict.best is not None and not any(u is verdict.best or (
-            u.hit is verdict.best.hit and u.start == verdict.best.start) for u in units):
-        units = sorted([verdict.best, *units[: settings.answer.evidence_units - 1]], key=lambda u: (u.n, u.order))
+    if verdict.answerable:
+        # the units that answer (the verdict's best, the two the quoted fallback would lead with)
+        # are in the evidence the model reads and the learner sees, in place of the weakest others
+        need = [u for u in (verdict.best, *sorted(verdict.answering, key=lambda x: -x.score)[:2]) if u is not None]
+
+        def held(u, pool) -> bool:
+            return any(x is u or (x.hit is u.hit and x.start == u.start) for x in pool)
+
+        for u in need:
+            if held(u, units):
+                continue
+            spare = [x for x in units if not held(x, need)]
+            if len(units) >= settings.answer.evidence_units and spare:
+                units.remove(min(spare, key=lambda x: x.score))
+            units = sorted([u, *units], key=lambda x: (x.n, x.order))
     timings["select"] = (time.perf_counter() - t0) * 1000
     return Pending(question, lang, hits, units, verdict, timings, level)
 
@@ -294,8 +309,9 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     q = Query.of(question)
     needs_figure = q.quantity or q.year
     if not checked or adds_nothing(checked, question, evidence_text) or bare_figure(checked) or \
+            _PASTED_HEAD.search(checked) or \
             (needs_figure and not answers_figure(MARKER.sub("", checked), question, verdict)):
-        # the model refused, invented, or missed the figure
+        # the model refused, invented, pasted its sources back, or missed the figure
         checked = extractive(units, verdict, lang, figure=needs_figure)
         timings["extractive"] = 1
     else:  # facts as the sources write them: "60000" not "60,000"; "loss functions (损失函数)"
