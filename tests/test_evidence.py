@@ -281,3 +281,21 @@ def test_a_figure_or_table_number_is_no_figure_that_answers():
     verdict = _assess(q, text, section="DeepSeek-V2")
     assert verdict.answerable and [u.text[:11] for u in verdict.answering] == ["DeepSeek-V2"]
 
+
+
+def test_a_chunk_cut_inside_a_code_block_reads_its_closing_fence_as_closing():
+    """Chunks are cut by length, so one may begin mid-program; its bare ``` closes that program,
+    and the prose after it stays prose (quotable), the program lines stay code (not quoted)."""
+    from tutor.answer import quotable
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+
+    text = ("    blk.append(Residual(input_channels, num_channels,\n                         use_1x1conv=True, strides=2))\n"
+            "    return blk\n```\n\n残差块让输入可通过跨层数据线路更快地向前传播。\n")
+    hit = Hit(Chunk("c1", "resnet.md", "resnet.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    kinds = {u.text: (u.kind, quotable(u)) for u in candidates([hit])}
+    assert kinds["残差块让输入可通过跨层数据线路更快地向前传播。"] == ("sentence", True)
+    assert kinds["blk.append(Residual(input_channels, num_channels,"] == ("code", False)
+    notes = "```\nImageNet Top-5 错误率:\nAlexNet: 15.3%\n```\n"  # a block opened in the chunk is unchanged
+    hit = Hit(Chunk("c2", "n.txt", "n.txt", "t", "s", None, 0, len(notes), notes), 1.0, 1)
+    assert {u.kind for u in candidates([hit])} == {"code"}

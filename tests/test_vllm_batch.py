@@ -58,8 +58,9 @@ class RecordingEngine:
         self.calls.append((conversations, sampling_params))
         out = []
         for conv in conversations:
-            user = conv[-1]["content"]
-            text = next((r for key, r in REPLIES.items() if key in user), "NOT_IN_CORPUS")
+            user = conv[-1]["content"]  # the evidence may hold every note: match on the question
+            question = next((it["question"] for it in ITEMS if it["question"] in user), "")
+            text = next((r for key, r in REPLIES.items() if key in question), "NOT_IN_CORPUS")
             out.append(SimpleNamespace(outputs=[SimpleNamespace(text=text, token_ids=list(range(len(text) // 2)))]))
         return out
 

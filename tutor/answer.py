@@ -25,7 +25,7 @@ from .llm.base import LLM
 from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import (MARKER, PLACEHOLDER, clip, figure_values, figures, normalise, normalise_citations,
+from .text import (MARKER, PLACEHOLDER, clip, program_line, figure_values, figures, normalise, normalise_citations,
                    STOPWORDS, is_cjk, parse_citations, split_sentences, terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
@@ -419,6 +419,9 @@ def check_sentences(text: str, evidence_text: str, question: str) -> str:
 
 
 _NOT_PROSE = re.compile(r"https?://\S+|:\w+:`[^`]*`|:\w+:\S+|[*_`#>|\\$]|\[[^\]]*\]\([^)]*\)")
+# a program line outside a fence the chunk shows (a chunk may begin inside a code block, so its
+# closing ``` reads as an opening one): "def resnet_block(a, b,", "blk.append(Residual(c,", "x = f(y)"
+
 
 
 def quotable(u: Evidence) -> bool:
@@ -429,7 +432,8 @@ def quotable(u: Evidence) -> bool:
     cjk = len(re.findall(r"[\u3400-\u9fff]", t))
     words = len(re.findall(r"[A-Za-z]{2,}", t))
     figs = len([f for f in figures(t) if f.percent or f.value >= 10 or not float(f.value).is_integer()])
-    if u.kind == "code" and not (cjk and figs):  # a program line, not a listed result
+    program = u.kind == "code" or (u.kind == "sentence" and not cjk and program_line(u.text))
+    if program and not (cjk and figs):  # a program line, not a listed result
         return False
     return cjk + 2 * words + 2 * figs >= 10
 

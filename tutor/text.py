@@ -58,16 +58,31 @@ def _trim(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
+_PROGRAM_START = re.compile(r"^\s*(?:(?:def|class|return|import|lambda)\b|from \S+ import\b|(?:for|if|elif|while)\b.*:\s*$)")
+_CALL = re.compile(r"[A-Za-z_][\w.]*\(")
+
+
+def program_line(text: str) -> bool:
+    """A line of Python, as a chunk cut from inside a code block shows it outside any fence:
+    "def resnet_block(a, b,", "blk.append(Residual(c,", "x, y = d2l.load_data(…)" — a call with an
+    assignment or a bracket or comma at the end, and no sentence end."""
+    t = text.strip()
+    if _PROGRAM_START.match(t):
+        return True
+    return bool(_CALL.search(t)) and not t.endswith((".", "。")) and \
+        (bool(re.search(r"(?<![=!<>])=(?!=)", t)) or t.endswith((",", "(", ")", ":")))
+
+
 def units(text: str) -> list[Span]:
     """Split a passage into evidence units with exact offsets: prose sentences (never inside
     "3.57" or "e.g."), table rows (the first row of a table is its `header`, the |---| rule is
     skipped), code lines inside fences, `$$` formula lines and headings — each whole."""
     out: list[Span] = []
-    in_code = False
     prev_row = False
     header: tuple[int, int] | None = None
     label: tuple[int, int] | None = None
     lead: tuple[int, int] | None = None  # the prose line just before, when it ends in ":" ("3. **GRU**:")
+    in_code = _starts_in_code(text)
     html_header: tuple[int, int] | None = None
     html_row: int | None = None  # where an open <tr> began
     for pos, line in lines(text):
@@ -122,6 +137,21 @@ def units(text: str) -> list[Span]:
                 out.append(Span(s, e, "sentence"))
         prev_row = False
     return out
+
+
+def _starts_in_code(text: str) -> bool:
+    """A chunk cut from inside a code block: its first fence is a bare closing one ("```" with no
+    language) and the lines before it are program lines. Read the other way, the closing fence
+    would open a block and turn the prose after it into code."""
+    before: list[str] = []
+    for _, line in lines(text):
+        if FENCE.match(line):
+            if line.strip() not in ("```", "~~~"):
+                return False
+            body = [b for b in before if b.strip()]
+            return bool(body) and sum(program_line(b) for b in body) * 2 >= len(body)
+        before.append(line)
+    return False
 
 
 def parent_item(text: str, pos: int) -> tuple[int, int] | None:
