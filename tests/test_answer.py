@@ -2,6 +2,7 @@
 rewriting, and the whole path retrieval → prompt → SmolLM2 (in-process llama.cpp) → cited answer."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -356,3 +357,11 @@ def test_an_english_answer_names_the_notes_terms_and_writes_figures_as_they_do()
                  hits, units, verdict, _L(), {}, "en")
     assert "60000" in a.text and "extractive" not in a.timings_ms
 
+
+
+def test_a_quoted_fallback_keeps_its_quotes_whole():
+    """A quote that starts with a list number ("3. 潜在空间插值") must not be cut there and cited."""
+    hits, units, verdict = _units("3. **潜在空间插值**:\n```\nfor a in [0, 0.5, 1.0]:\n```\n\nVAE 的损失由重构误差和 KL 散度组成。")
+    a = finalize("What is a VAE's loss made of?", "Source [1]", "", hits, units, verdict, _L(), {}, "en")
+    assert a.timings_ms.get("extractive") == 1
+    assert not re.search(r"\d\[\d\]\.", a.text), a.text

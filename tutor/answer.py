@@ -319,8 +319,9 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     n_src = len(hits)
     valid, invalid = parse_citations(checked, n_src)
     checked = normalise_citations(checked, n_src)
-    per_source = ["\n".join(u.prompt_text() for u in units if u.n == i) for i in range(1, n_src + 1)]
-    checked = attribute(checked, per_source)
+    if not timings.get("extractive"):  # quotes carry their own source; "“3. 潜在空间插值…" is no sentence end
+        per_source = ["\n".join(u.prompt_text() for u in units if u.n == i) for i in range(1, n_src + 1)]
+        checked = attribute(checked, per_source)
     valid, _ = parse_citations(checked, n_src)
     citations = [Citation(n, hits[n - 1].chunk) for n in valid]
     return Answer(question, checked, False, citations, hits, thinking, llm.model, llm.backend, timings,
