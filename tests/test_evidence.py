@@ -299,3 +299,12 @@ def test_a_chunk_cut_inside_a_code_block_reads_its_closing_fence_as_closing():
     notes = "```\nImageNet Top-5 错误率:\nAlexNet: 15.3%\n```\n"  # a block opened in the chunk is unchanged
     hit = Hit(Chunk("c2", "n.txt", "n.txt", "t", "s", None, 0, len(notes), notes), 1.0, 1)
     assert {u.kind for u in candidates([hit])} == {"code"}
+
+
+def test_imports_and_notebook_directives_are_no_evidence():
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+
+    text = "```{.python .input}\n#@tab pytorch\nfrom d2l import torch as d2l\nimport torch\nX = torch.ones(3)\n```\n"
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    assert [u.text for u in candidates([hit])] == ["X = torch.ones(3)"]

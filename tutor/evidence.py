@@ -75,6 +75,7 @@ _LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
 # a line that is only HTML tags ('<div style="…">', '</tr>', a base64 '<img …') or a CSS declaration
 # ("margin: auto;"): page layout carried into a note, nothing a learner can read
 _MARKUP = re.compile(r"^\s*(?:</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>?\s*)+$|^\s*[\w-]+\s*:\s*[^;]{1,60};\s*(?:[\"']?\s*/?>)?\s*$")
+_BOILERPLATE = re.compile(r"\s*(?:import \w|from \S+ import |#@|%\w|!pip )")
 _FRAGMENT = 40  # visible characters: a list item this short is a fragment of its parent item
 _BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about
@@ -237,10 +238,11 @@ def candidates(hits: list[Hit]) -> list[Unit]:
         for sp in units(t):
             text = t[sp.start:sp.end]
             if sp.kind in ("heading", "header") or _BARE_MARKER.fullmatch(visible(text)) or \
-                    _FIGURE.fullmatch(text) or _LABEL.fullmatch(text) or _MARKUP.match(text):
+                    _FIGURE.fullmatch(text) or _LABEL.fullmatch(text) or _MARKUP.match(text) or \
+                    (sp.kind == "code" and _BOILERPLATE.match(text)):
                 continue  # says nothing on its own: a list number ("1."), a rule, a bare ":label:`x`",
                 # a bold label ("**残差连接**:"), a figure the model cannot see ("![caption](img.svg)")
-                # or page markup
+                # page markup, or a program's imports and notebook directives ("#@tab pytorch")
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
             if not ctx and sp.kind == "sentence" and len(visible(text)) <= _FRAGMENT:
                 # a short nested item ("- David Ha, Jürgen Schmidhuber") says whose it is only
