@@ -25,8 +25,8 @@ from .llm.base import LLM
 from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
 from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
-from .text import (MARKER, PLACEHOLDER, clip, program_line, figure_values, figures, normalise, normalise_citations,
-                   STOPWORDS, is_cjk, parse_citations, split_sentences, terms)
+from .text import (MARKER, PLACEHOLDER, clip, figure_values, figures, normalise, normalise_citations,
+                   STOPWORDS, is_cjk, parse_citations, program_line, split_sentences, terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -207,14 +207,11 @@ def select_evidence(question: str, search: SearchResult, settings: Settings, lan
         # the units that answer (the verdict's best, the two the quoted fallback would lead with)
         # are in the evidence the model reads and the learner sees, in place of the weakest others
         need = [u for u in (verdict.best, *sorted(verdict.answering, key=lambda x: -x.score)[:2]) if u is not None]
-
-        def held(u, pool) -> bool:
-            return any(x is u or (x.hit is u.hit and x.start == u.start) for x in pool)
-
+        needed = {(u.n, u.start) for u in need}
         for u in need:
-            if held(u, units):
+            if (u.n, u.start) in {(x.n, x.start) for x in units}:
                 continue
-            spare = [x for x in units if not held(x, need)]
+            spare = [x for x in units if (x.n, x.start) not in needed]
             if len(units) >= settings.answer.evidence_units and spare:
                 units.remove(min(spare, key=lambda x: x.score))
             units = sorted([u, *units], key=lambda x: (x.n, x.order))
@@ -420,9 +417,6 @@ def check_sentences(text: str, evidence_text: str, question: str) -> str:
 
 
 _NOT_PROSE = re.compile(r"https?://\S+|:\w+:`[^`]*`|:\w+:\S+|[*_`#>|\\$]|\[[^\]]*\]\([^)]*\)")
-# a program line outside a fence the chunk shows (a chunk may begin inside a code block, so its
-# closing ``` reads as an opening one): "def resnet_block(a, b,", "blk.append(Residual(c,", "x = f(y)"
-
 
 
 def quotable(u: Evidence) -> bool:

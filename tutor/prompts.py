@@ -7,6 +7,7 @@ detects exactly (never a keyword guess on free text).
 from __future__ import annotations
 
 import re
+from itertools import groupby
 
 from .records import Evidence, Hit
 from .text import visible
@@ -106,19 +107,14 @@ def format_evidence(units: list[Evidence], lang: str) -> str:
         by_n.setdefault(u.n, []).append(u)
     for n, us in by_n.items():
         lines = [SOURCE_HEAD[lang].format(n=n, label=_short_label(us[0].hit))]
-        i = 0
-        while i < len(us):
+        for ctx, run in groupby(us, key=lambda u: u.context):
+            run = list(run)
             # units under one lead (a list item's first line, a table's header) show it once:
             # repeated per unit it cost the prompt tokens and buried the lines that answer
-            j = i + 1
-            while us[i].context and j < len(us) and us[j].context == us[i].context:
-                j += 1
-            if j - i > 1:
-                lines.append(" ".join(visible(us[i].context).split()))
-                lines += [" ".join(visible(u.text).split()) for u in us[i:j]]
+            if ctx and len(run) > 1:
+                lines += [" ".join(visible(t).split()) for t in (ctx, *(u.text for u in run))]
             else:
-                lines.append(" ".join(us[i].prompt_text().split()))
-            i = j
+                lines += [" ".join(u.prompt_text().split()) for u in run]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
