@@ -308,3 +308,43 @@ def test_imports_and_notebook_directives_are_no_evidence():
     text = "```{.python .input}\n#@tab pytorch\nfrom d2l import torch as d2l\nimport torch\nX = torch.ones(3)\n```\n"
     hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
     assert [u.text for u in candidates([hit])] == ["X = torch.ones(3)"]
+
+
+def test_a_sentence_wrapped_over_lines_is_one_unit_and_reads_as_one_line():
+    """d2l's sources wrap a sentence at a comma or mid-phrase: the wrapped lines are one unit,
+    shown without the line breaks; a list item, a figure line or a finished sentence ends it."""
+    from tutor.evidence import candidates
+    from tutor.records import Chunk, Hit
+
+    text = ("如果遗忘门始终为$1$且输入门始终为$0$，\n则过去的记忆元$\\mathbf{C}_{t-1}$\n将随时间被保存。\n"
+            "引入这种设计是为了缓解梯度消失问题，\n并更好地捕获长距离依赖关系。\n"
+            "![图](a.svg)\n:label:`fig`\n\n- The queue is\n  decoupled from the batch size\n- 第二项\n")
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    units = candidates([hit])
+    assert [u.prompt_text() for u in units] == [
+        "如果遗忘门始终为$1$且输入门始终为$0$，则过去的记忆元$\\mathbf{C}_{t-1}$将随时间被保存。",
+        "引入这种设计是为了缓解梯度消失问题，并更好地捕获长距离依赖关系。",
+        "- The queue is decoupled from the batch size", "- 第二项"]
+    assert all(text[u.start:u.end] == u.text for u in units)  # offsets still point at the source
+
+
+def test_the_items_nested_under_a_matching_item_are_what_it_announces():
+    """"What weaknesses do my notes list": the line that matches is the announcing item ("缺陷"),
+    the weaknesses are the items under it — they rank with it, above unrelated lines."""
+    from tutor.records import Chunk, Hit
+
+    text = ("* RNN（循环神经网络）：适合连续输入\n    * 缺陷（可以尝试用 Transformer 解决部分问题）\n"
+            "        * 难并行，训练效率低：需要按顺序处理每个元素\n        * 编码长度固定，影响信息质量\n"
+            "* 训练网络需要大量数据。\n")
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    q, scored = Selector(dense_weight=0.0).score("What weaknesses of RNN can Transformer help with?", [hit])
+    score = {u.text.strip("* ")[:3]: u.score for u in scored}
+    assert score["难并行"] > score["训练网"] and score["编码长"] > score["训练网"]
+    _, flat = Selector(dense_weight=0.0, child_share=0.0).score(q.text, [hit])
+    assert max(u.score for u in flat if "难并行" in u.text) < score["难并行"]
+    # quoted, the announcing item brings its items: alone it names no weakness
+    from tutor.answer import extractive
+
+    sel = Selector(dense_weight=0.0)
+    quoted = extractive(sel.select(scored), sel.assess(q, scored, 0.0, 0.0), "en", figure=False)
+    assert "缺陷" in quoted and "难并行" in quoted and quoted.index("难并行") < quoted.index("[1]")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .config import Settings
-from .evidence import Query, Selector, Verdict, approx_tokens, unsupported_figures, unsupported_names
+from .evidence import Query, Selector, Verdict, approx_tokens, nested_under, unsupported_figures, unsupported_names
 from .glossary import gloss, language
 from .lexical import stem
 from .errors import LLMError
@@ -168,6 +168,16 @@ def declined(question: str, lang: str, hits: list[Hit], timings: dict, settings:
 def _quote(u: Evidence, limit: int = 160) -> str:
     t = re.sub(r"\*\*|__|`", "", " ".join(u.prompt_text().split()))
     return clip(t, limit, fold=False)
+
+
+def _quote_with_items(u: Evidence, units: list[Evidence], under: dict[int, int], limit: int = 240) -> str:
+    """A list item that announces nested items ("缺陷（…）") is quoted with them: alone it says
+    nothing the learner asked."""
+    me = next((i for i, x in enumerate(units) if x.hit.chunk.id == u.hit.chunk.id and x.start == u.start), None)
+    kids = [units[i] for i, p in sorted(under.items(), key=lambda kv: units[kv[0]].start) if p == me]
+    if me is None or not kids:
+        return _quote(u)
+    return clip(" … ".join([_quote(u)] + [_quote(k) for k in kids]), limit, fold=False)
 
 
 @dataclass
@@ -454,7 +464,8 @@ def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: in
                              for b in best) or u.score < 0.6 * best[0].score):
             continue  # the same sentence twice (d2l repeats itself across pages) teaches nothing more
         best.append(u)
-    quotes = [EXTRACTIVE["quote"][lang].format(quote=_quote(u), n=u.n) for u in best]
+    under = nested_under(units)
+    quotes = [EXTRACTIVE["quote"][lang].format(quote=_quote_with_items(u, units, under), n=u.n) for u in best]
     return EXTRACTIVE["lead"][lang] + ("；" if lang == "zh" else "; ").join(quotes) + \
         ("。" if lang == "zh" else ".")
 

@@ -254,6 +254,21 @@ def candidates(hits: list[Hit]) -> list[Unit]:
     return out
 
 
+def nested_under(us: list[Unit]) -> dict[int, int]:
+    """Index of a unit → index of the list item it is nested under (same chunk, both in `us`)."""
+    at = {(u.hit.chunk.id, u.start): i for i, u in enumerate(us)}
+    out: dict[int, int] = {}
+    for i, u in enumerate(us):
+        if u.kind != "sentence":
+            continue
+        c = u.hit.chunk
+        span = parent_item(c.text, u.start - c.start)
+        p = at.get((c.id, c.start + span[0])) if span is not None else None
+        if p is not None and p != i:
+            out[i] = p
+    return out
+
+
 def approx_tokens(text: str) -> int:
     """Conservative across tokenizers (Qwen ~0.7 tokens per Chinese character, byte-level ones 2–3)."""
     cjk = len(re.findall(r"[\u3400-\u9fff]", text))
@@ -265,13 +280,14 @@ class Selector:
     first) — the retrieval embedder; None scores lexically only."""
 
     def __init__(self, embed_query=None, embed_passages=None, budget_tokens: int = 260, max_units: int = 6,
-                 dense_weight: float = 0.5, max_dense: int = 24):
+                 dense_weight: float = 0.5, max_dense: int = 24, child_share: float = 0.5):
         self.embed_query = embed_query
         self.embed_passages = embed_passages
         self.budget = budget_tokens
         self.max_units = max_units
         self.dense_weight = dense_weight
         self.max_dense = max_dense
+        self.child_share = child_share
 
     @staticmethod
     def window_parts(u: Unit, by_chunk: dict[str, list[Unit]]) -> list[str]:
@@ -326,6 +342,10 @@ class Selector:
             for j in (i - 1, i + 1):
                 if 0 <= j < len(cands) and cands[j].hit is u.hit:
                     final[i] = max(final[i], base[i] + 0.15 * (base[j] - base[i]))
+        for i, p in nested_under(cands).items():
+            # the items nested under a strong item are what it announces ("缺陷" over "难并行，…"):
+            # they answer a "what are the …" question that matched the announcing line
+            final[i] = max(final[i], base[i] + self.child_share * (base[p] - base[i]))
         scored = [Unit(u.n, u.hit, u.start, u.end, u.text, u.kind, u.context, float(s), u.order)
                   for u, s in zip(cands, final)]
         return q, scored

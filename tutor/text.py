@@ -85,9 +85,18 @@ def units(text: str) -> list[Span]:
     in_code = _starts_in_code(text)
     html_header: tuple[int, int] | None = None
     html_row: int | None = None  # where an open <tr> began
+    para: tuple[int, int] | None = None  # the prose lines read so far of an open paragraph
+
+    def flush() -> None:
+        nonlocal para
+        if para:
+            out.extend(Span(s, e, "sentence") for s, e in sentence_spans(text, *para))
+        para = None
+
     for pos, line in lines(text):
         body = line.rstrip("\r\n")
         if not in_code and (html_row is not None or HTML_ROW_OPEN.match(body)):
+            flush()
             # an HTML row is one unit however its cells are laid out: the row with <th> cells is
             # the header of the rows after it, as a markdown table's first row is
             if html_row is None:
@@ -103,6 +112,7 @@ def units(text: str) -> list[Span]:
                     out.append(Span(a, b, "row", html_header))
             continue
         if FENCE.match(body):
+            flush()
             # a block's lines are labelled by the line that introduces them: the prose lead line
             # before the fence, then any line inside ending in ":" ("Codeforces (编程竞赛):")
             in_code, label = not in_code, (lead if not in_code else None)
@@ -111,6 +121,7 @@ def units(text: str) -> list[Span]:
             continue
         a, b = _trim(text, pos, pos + len(body))
         if a == b:
+            flush()
             prev_row = False
             continue
         if in_code:
@@ -120,6 +131,7 @@ def units(text: str) -> list[Span]:
             continue
         lead = (a, b) if text[a:b].rstrip("*").endswith((":", "：")) else None
         if TABLE_ROW.match(body):
+            flush()
             if not TABLE_RULE.match(body):
                 if prev_row:
                     out.append(Span(a, b, "row", header))
@@ -129,14 +141,35 @@ def units(text: str) -> list[Span]:
             prev_row = True
             continue
         elif HEADING.match(body):
+            flush()
             out.append(Span(a, b, "heading"))
         elif body.strip().startswith("$$") or body.strip().endswith("$$"):
+            flush()
             out.append(Span(a, b, "formula"))
         else:
-            for s, e in sentence_spans(text, a, b):
-                out.append(Span(s, e, "sentence"))
+            if para and _continues(text[para[0]:para[1]], body):
+                para = (para[0], b)  # a line wrapped inside a sentence: the paragraph goes on
+                prev_row = False
+                continue
+            flush()
+            para = (a, b)
         prev_row = False
+    flush()
     return out
+
+
+def _continues(before: str, line: str) -> bool:
+    """A prose line is the rest of the sentence above it: that one stops without an end mark
+    (d2l's sources wrap lines inside a sentence, at a comma or mid-phrase) and neither is a list
+    item, figure, ":label:" role, HTML or CSS line."""
+    last = before.rsplit("\n", 1)[-1]
+    return not before.rstrip().endswith(tuple(_ZH_END + ".!?:：|")) and _wrappable(last) and \
+        _wrappable(line) and not _LIST_ITEM.match(line)
+
+
+def _wrappable(line: str) -> bool:
+    t = line.strip()
+    return bool(t) and not t.startswith(("$$", "<", "|", "![", ":", "```")) and not t.endswith((";", ">"))
 
 
 def _starts_in_code(text: str) -> bool:
@@ -440,6 +473,16 @@ _INLINE_TAG = re.compile(r"</?(?:dt-cite|dt-fn|a|b|i|em|strong|sup|sub|span|br|c
                          r"(?:\s[^<>]*)?/?>", re.I)
 
 
+# a sentence wrapped over lines (d2l's sources) reads as one line: no space inside Chinese
+_WRAP = re.compile(r"(\S)[ \t]*\r?\n[ \t]*(\S)")
+_CJK_CHAR = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+def _unwrap(m: re.Match) -> str:
+    a, b = m.group(1), m.group(2)
+    return a + b if _CJK_CHAR.match(a) or _CJK_CHAR.match(b) else f"{a} {b}"
+
+
 def visible(text: str) -> str:
     """`text` without markup a reader never sees (see above)."""
     text = _TARGET.sub(r"\1", _ROLE.sub("", text))
@@ -447,6 +490,8 @@ def visible(text: str) -> str:
         if "<t" in text or "<T" in text:
             text = _ROW_TAG.sub(" ", _CELL_GAP.sub(" | ", text)).strip()
         text = _INLINE_TAG.sub("", text)
+    if "\n" in text:
+        text = _WRAP.sub(_unwrap, text)
     return text
 
 
