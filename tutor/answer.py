@@ -443,6 +443,13 @@ def quotable(u: Evidence) -> bool:
     return cjk + 2 * words + 2 * figs >= 10
 
 
+def _overlaps(a: str, b: str) -> bool:
+    """One text holds the other (or its last sentence): the same words quoted twice."""
+    na, nb = normalise(a), normalise(b)
+    short, long_ = sorted((na, nb), key=len)
+    return bool(short) and (short in long_ or len(short) >= 12 and short[-12:] in long_)
+
+
 def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: int = 2,
                figure: bool = True) -> str:
     """An answer made of the best unit(s), quoted and cited: what the tutor says when the model's
@@ -460,9 +467,10 @@ def extractive(units: list[Evidence], verdict: Verdict, lang: str, max_units: in
     for u in pool:
         if len(best) >= max_units:
             break
-        if best and (any(b.hit is u.hit and b.start == u.start or normalise(b.text) == normalise(u.text)
-                             for b in best) or u.score < 0.6 * best[0].score):
-            continue  # the same sentence twice (d2l repeats itself across pages) teaches nothing more
+        if best and (any(b.hit is u.hit and b.start == u.start or _overlaps(b.text, u.text) for b in best)
+                     or u.score < 0.6 * best[0].score):
+            continue  # the same sentence twice (d2l repeats itself across pages, overlapping chunks
+            # cut it at other line breaks) teaches nothing more
         best.append(u)
     under = nested_under(units)
     quotes = [EXTRACTIVE["quote"][lang].format(quote=_quote_with_items(u, units, under), n=u.n) for u in best]

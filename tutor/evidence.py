@@ -50,6 +50,8 @@ _REFERENCE = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Equation|Ap
                         r"|[图表]\s*\d+(?:\.\d+)*(?!\s*[年月日%个位层倍])")
 _RATE_WORDS = frozenset("% 比例 百分比 占比 ratio proport fract percent percentag rate share accuracy error score "
                         "准确 错误 分数 得分 提升 减少 降低 增加 少 多".split())
+# a count Chinese writes in words ("五个卷积层", "两种", "三层"): a figure for ranking units
+_CN_COUNT = re.compile(r"(?<![一二两三四五六七八九十])[一二两三四五六七八九十百千]+(?:个|层|种|类|次|步|轮|位|名|篇|块|张|倍|维|头|阶段|部分)")
 _CLASSIFIER_UNIT = re.compile(r"^(?:天|年|层|倍|块|步|轮|节课|个月|小时)$")
 _COMPARE = re.compile(r"和|与|跟|相比|对比|比较|区别|不同|差异|分别|各(?:是|有|自)?|\bvs\.?\b|versus|compare|differ|"
                       r"\bbetween\b|\bboth\b|\beach\b", re.I)
@@ -310,7 +312,7 @@ class Selector:
         ut = _tokens(u.context, u.text, c.section.split(' › ')[-1], c.title)
         total = sum(q.weights.values()) or 1.0
         score = sum(w for t, w in q.weights.items() if t in ut) / total
-        if q.quantity and figures(u.text):
+        if q.quantity and (figures(u.text) or _CN_COUNT.search(u.text)):
             score += 0.15
         if q.year and _YEAR_VALUE.search(u.text):
             score += 0.15

@@ -169,7 +169,8 @@ def _continues(before: str, line: str) -> bool:
 
 def _wrappable(line: str) -> bool:
     t = line.strip()
-    return bool(t) and not t.startswith(("$$", "<", "|", "![", ":", "```")) and not t.endswith((";", ">"))
+    return bool(t) and not t.startswith(("$$", "<", "|", "![", ":", "```", "#")) and \
+        not t.endswith((";", ">", "[", "(", "{")) and not program_line(t) and "self." not in t
 
 
 def _starts_in_code(text: str) -> bool:
