@@ -223,6 +223,12 @@ def test_the_quoted_fallback_passes_over_units_with_nothing_to_read():
     _, code, _ = _units("```\nImageNet Top-5 错误率:\nResNet-152: 3.57%\n```\n```python\nblk(X).shape\n```")
     verdicts = {u.text.strip(): quotable(u) for u in code}
     assert verdicts["ResNet-152: 3.57%"] and not verdicts["blk(X).shape"]
+    # a paper's section title run into its text is no answer; the sentence after it is
+    _, pdf, _ = _units("Discussion Amount of SFT Data. Although the requisite data amount may diminish, "
+                       "it cannot be entirely eliminated.")
+    verdicts = {u.text.strip(): quotable(u) for u in pdf}
+    assert verdicts == {"Discussion Amount of SFT Data.": False,
+                        "Although the requisite data amount may diminish, it cannot be entirely eliminated.": True}
 
 
 def test_attribution_adds_citation_for_supported_sentence_only():

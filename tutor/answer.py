@@ -429,6 +429,10 @@ def check_sentences(text: str, evidence_text: str, question: str) -> str:
 _NOT_PROSE = re.compile(r"https?://\S+|:\w+:`[^`]*`|:\w+:\S+|[*_`#>|\\$]|\[[^\]]*\]\([^)]*\)")
 
 
+# every word of three or more letters capitalised, no verb-like lower-case word: a title
+_TITLE_RUN = re.compile(r"(?:(?:[A-Z][\w-]*|[a-z]{1,3}|\d[\w.]*)[\s,:]+)*(?:[A-Z][\w-]*|\d[\w.]*)[.:]?")
+
+
 def quotable(u: Evidence) -> bool:
     """Worth quoting to a learner on its own: some words left (with the unit's table header or
     code-block label) once links, d2l/markdown markup and numbering are gone — "2.1.", a bare URL
@@ -440,6 +444,8 @@ def quotable(u: Evidence) -> bool:
     program = u.kind == "code" or (u.kind == "sentence" and not cjk and program_line(u.text))
     if program and not (cjk and figs):  # a program line, not a listed result
         return False
+    if not cjk and not figs and _TITLE_RUN.fullmatch(t.strip()):
+        return False  # a paper's section title run into its text ("Discussion Amount of SFT Data.")
     return cjk + 2 * words + 2 * figs >= 10
 
 
