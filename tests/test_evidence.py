@@ -348,3 +348,15 @@ def test_the_items_nested_under_a_matching_item_are_what_it_announces():
     sel = Selector(dense_weight=0.0)
     quoted = extractive(sel.select(scored), sel.assess(q, scored, 0.0, 0.0), "en", figure=False)
     assert "缺陷" in quoted and "难并行" in quoted and quoted.index("难并行") < quoted.index("[1]")
+
+
+def test_a_count_written_in_chinese_words_answers_a_how_many_question():
+    """"五个卷积层" is the count "几个卷积层" asks for, as much as "4096个输出" is a figure: it ranks
+    above the same words without a count."""
+    from tutor.records import Chunk, Hit
+
+    text = "AlexNet由多层组成：若干卷积层和全连接层。\n\nAlexNet由八层组成：五个卷积层和三个全连接层。\n"
+    hit = Hit(Chunk("c1", "a.md", "a.md", "t", "s", None, 0, len(text), text), 1.0, 1)
+    _, scored = Selector(dense_weight=0.0).score("AlexNet 有几个卷积层？", [hit])
+    score = {u.text[:10]: u.score for u in scored}
+    assert score["AlexNet由八层"] > score["AlexNet由多层"] + 0.1
