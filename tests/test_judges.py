@@ -223,3 +223,25 @@ def test_llm_judge_logprobs_over_the_openai_api(llm_server) -> None:
     assert 1 <= len(top) <= 5 and all(lp <= 0.0 for lp in top.values())
     assert isinstance(j.supported("AlexNet had 60M parameters.", [ALEX]), bool)
     j.llm.close()
+
+
+@pytest.mark.slow
+def test_likelihood_judge_finds_a_copied_claim_likelier_than_an_invented_one(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Even SmolLM2-135M expects to read, after a passage, a sentence the passage holds: the copy
+    scores above the same sentence with its figures and name swapped. Only llama.cpp in process
+    gives the per-token log-probabilities it reads; another backend is a one-line error."""
+    from tutor.errors import LLMError
+    from tutor.evaluation.likelihood import LikelihoodJudge
+
+    s = Settings().replace(judge_backend="llamacpp", judge_model="smollm2-135m", home=tmp_path_factory.mktemp("home"))
+    j = make_judge(s, "likelihood")
+    passage = "AlexNet won the ImageNet challenge in 2012 with a top-5 error of 15.3%, using two GPUs."
+    copied = j.features("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 15.3%.", [passage])
+    invented = j.features("LeNet won the CIFAR challenge in 1998 with a top-1 error of 42.7%.", [passage])
+    assert copied is not None and invented is not None
+    assert copied[0] > invented[0] and copied[1] > invented[1]  # likelier after the passage, and gaining more
+    assert isinstance(j.supported("AlexNet used two GPUs.", [passage]), bool) and j.calls == 3
+    assert j.features("[1]", [passage]) is None and j.describe()["name"] == "likelihood"
+    with pytest.raises(LLMError, match="llamacpp"):
+        LikelihoodJudge(Settings().replace(judge_backend="openai")).llm

@@ -125,7 +125,7 @@ class AnswerSettings:
 @dataclass(frozen=True)
 class JudgeSettings:
     """The evals' judge, configured apart from the answering model."""
-    name: str = _flat("claims", "judge")  # claims | lexical | llm
+    name: str = _flat("claims", "judge")  # claims | lexical | llm | likelihood
     mode: str = _flat("logprob", "judge_mode")  # llm judge: logprob (yes/no log-odds vs a calibrated threshold) | text
     threshold: float | None = _flat(None, "judge_threshold")  # llm judge log-odds cut; None: calibrated for the model
     backend: str = _flat("llamacpp", "judge_backend")

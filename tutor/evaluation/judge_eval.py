@@ -191,12 +191,12 @@ def load(path: Path | str) -> list[dict]:
 # ---- the command ---------------------------------------------------------------------------------
 def evaluate(settings, name: str | None, labels: list[dict], calibrate: bool = False) -> dict:
     """`tutor eval judge`: the named judge's agreement with `labels`; with `calibrate`, its
-    threshold fitted and the agreement cross-validated (judges with a score: llm, combined)."""
+    threshold fitted and the agreement cross-validated (judges with a score: llm)."""
     from .judges import agreement, make_judge
 
     judge = make_judge(settings, name)
     if calibrate and not hasattr(judge, "score"):
-        raise ValueError(f"the {judge.name} judge has no score to calibrate (llm and combined do)")
+        raise ValueError(f"the {judge.name} judge has no score to calibrate (the llm judge does)")
     out: dict = {"judge": judge.describe()}
     out.update(agreement(judge, labels))
     out["judge"] = judge.describe()  # after the run: calls, fallbacks

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tutor.config import Settings
     from tutor.llm import LLM
 
-JUDGES = ("claims", "lexical", "llm")
+JUDGES = ("claims", "lexical", "llm", "likelihood")
 
 
 class Judge:
@@ -533,6 +533,12 @@ def make_judge(settings: "Settings | None", name: str | None = None) -> Judge:
         if settings is None:
             raise ValueError("the llm judge needs settings (judge_backend / judge_model)")
         judge = LLMJudge(settings)
+    elif name == "likelihood":
+        if settings is None:
+            raise ValueError("the likelihood judge needs settings (judge_model)")
+        from .likelihood import LikelihoodJudge
+
+        judge = LikelihoodJudge(settings)
     else:
         raise ValueError(f"unknown judge {name!r}: choose {' or '.join(JUDGES)}")
     return judge
