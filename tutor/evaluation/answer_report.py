@@ -89,7 +89,7 @@ def _judge_section(rows: list[dict], labels_path: Path | None, judge: Judge | No
     name = next((r["judge"] for r in rows if r.get("judge")), "claims")
     if judge is None or judge.name != name:
         judge = make_judge(None, name) if name in ("lexical", "claims") else None
-    out = judge.describe() if judge else {"name": name, "kind": "llm" if name == "llm" else "heuristic"}
+    out = judge.describe() if judge else {"name": name, "kind": "llm" if name in ("llm", "likelihood") else "heuristic"}
     path = Path(labels_path) if labels_path else None
     out["labels"] = str(path) if path and path.is_file() else None
     out["agreement"] = None
