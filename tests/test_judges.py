@@ -243,5 +243,11 @@ def test_likelihood_judge_finds_a_copied_claim_likelier_than_an_invented_one(
     assert copied[0] > invented[0] and copied[1] > invented[1]  # likelier after the passage, and gaining more
     assert isinstance(j.supported("AlexNet used two GPUs.", [passage]), bool) and j.calls == 3
     assert j.features("[1]", [passage]) is None and j.describe()["name"] == "likelihood"
+    # a figure no passage states is invented however likely it reads; scales agree (60M = 6000万)
+    assert not j.supported("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 12.1%.", [passage])
+    assert j.calls == 3  # decided without the model
+    from tutor.evaluation.likelihood import missing_figure
+    assert not missing_figure("AlexNet 有 6000万 个参数。", ["AlexNet has 60M parameters."])
+    assert not missing_figure("ResNet-152 的错误率是 3.57%。", ["ResNet-152: 3.57%"], "ResNet-152 的错误率？")
     with pytest.raises(LLMError, match="llamacpp"):
         LikelihoodJudge(Settings().replace(judge_backend="openai")).llm

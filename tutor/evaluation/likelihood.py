@@ -8,6 +8,8 @@ features, the claim tokens' mean log-probability after the passages and its mean
 passages (pointwise mutual information), go through a logistic model fitted on
 evals/datasets/judge_labels.jsonl (417 labels; 5-fold cross-validated κ 0.40) and measured on the
 held-out file it never saw (κ 0.47, where the `claims` rules reach 0.34). See JUDGE_LABELS.md.
+A figure the claim states that no passage holds makes it unsupported whatever its likelihood: the
+model finds an invented number next to real ones as likely as the real one.
 
 It needs the model's per-token log-probabilities of a given text, which the in-process llama.cpp
 backend gives (`logits_all`); two forward passes per claim (~2.4 s with the 0.5B on 2 cores).
@@ -19,7 +21,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from tutor.text import strip_citations
+from tutor.text import figure_values, figures, strip_citations
 
 from .judges import Judge, focus
 
@@ -131,5 +133,15 @@ class LikelihoodJudge(Judge):
         return COEF[0] * f[0] + COEF[1] * f[1] + INTERCEPT
 
     def _judge(self, claim: str, passages: list[str], lang: str | None, question: str | None = None) -> bool:
+        if missing_figure(claim, passages, question):
+            return False  # a likely-sounding figure that no passage states is still invented
         return self.log_odds(claim, passages) >= 0.0
+
+
+def missing_figure(claim: str, passages: list[str], question: str | None = None) -> bool:
+    """A figure of the claim (scale-normalised, "60M" = 6000万) that no passage states and the
+    question did not write either."""
+    have = set().union(*(figure_values(p) for p in passages)) if passages else set()
+    asked = figure_values(question or "")
+    return any(f.value not in asked and f.value not in have for f in figures(strip_citations(claim)))
 
