@@ -63,6 +63,8 @@ class LikelihoodJudge(Judge):
 
         s = self._settings
         if s.judge.backend.strip().lower() not in ("llamacpp", "llama.cpp", "llama_cpp"):
+            # over HTTP it would need the prompt's echoed log-probabilities; llama-cpp-python 0.3.36's
+            # server returns wrong ones (a copied "2012." at -4…-14 per token, -0.0…-0.4 in process)
             raise LLMError(f"the likelihood judge reads token log-probabilities in process: it needs "
                            f"judge_backend llamacpp, not {s.judge.backend!r}")
         try:
