@@ -174,7 +174,7 @@ def _quote_with_items(u: Evidence, units: list[Evidence], under: dict[int, int],
     """A list item that announces nested items ("缺陷（…）") is quoted with them: alone it says
     nothing the learner asked."""
     me = next((i for i, x in enumerate(units) if x.hit.chunk.id == u.hit.chunk.id and x.start == u.start), None)
-    kids = [units[i] for i, p in sorted(under.items(), key=lambda kv: units[kv[0]].start) if p == me]
+    kids = sorted((units[i] for i, p in under.items() if p == me), key=lambda k: k.start)
     if me is None or not kids:
         return _quote(u)
     return clip(" … ".join([_quote(u)] + [_quote(k) for k in kids]), limit, fold=False)

@@ -17,9 +17,10 @@ backend gives (`logits_all`); two forward passes per claim (~2.4 s with the 0.5B
 from __future__ import annotations
 
 import math
-import os
 import threading
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from tutor.text import figure_values, figures, strip_citations
 
@@ -58,8 +59,8 @@ class LikelihoodJudge(Judge):
             return self._llm
 
     def _load(self):
-        from tutor.errors import LLMError, ModelError
-        from tutor.models import resolve_gguf
+        from tutor.errors import LLMError
+        from tutor.llm.llamacpp import load_llama
 
         s = self._settings
         if s.judge.backend.strip().lower() not in ("llamacpp", "llama.cpp", "llama_cpp"):
@@ -67,24 +68,7 @@ class LikelihoodJudge(Judge):
             # server returns wrong ones (a copied "2012." at -4…-14 per token, -0.0…-0.4 in process)
             raise LLMError(f"the likelihood judge reads token log-probabilities in process: it needs "
                            f"judge_backend llamacpp, not {s.judge.backend!r}")
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise LLMError("the likelihood judge needs llama-cpp-python",
-                           "pip install 'llama-cpp-python==0.3.36'") from None
-        try:
-            path = resolve_gguf(s.judge.model, s.paths.home)
-        except ModelError as e:
-            raise LLMError(str(e)) from None
-        if s.llm.llama_probe:
-            from tutor.llm.probe import probe
-
-            probe(path, s.paths.home, s.llm.n_threads)  # a native crash becomes a clear error
-        try:
-            return Llama(model_path=str(path), n_ctx=_CTX_TOKENS, n_threads=s.llm.n_threads or os.cpu_count(),
-                         logits_all=True, verbose=False)
-        except (ValueError, RuntimeError) as e:
-            raise LLMError(f"llama.cpp could not load {path}: {e}") from None
+        return load_llama(s.judge.model, s, _CTX_TOKENS, logits_all=True, flash_attn=False)[1]
 
     def describe(self) -> dict:
         s = self._settings
@@ -93,8 +77,6 @@ class LikelihoodJudge(Judge):
 
     def _logprobs(self, prefix: str, claim: str) -> list[float]:
         """log P of each claim token after `prefix` (the prefix cut from the left to fit)."""
-        import numpy as np
-
         llm = self.llm
         p = llm.tokenize(prefix.encode(), add_bos=False, special=False)
         c = llm.tokenize(claim.encode(), add_bos=False, special=False)[: _CTX_TOKENS // 2]
@@ -102,13 +84,11 @@ class LikelihoodJudge(Judge):
         toks = p + c
         llm.reset()
         llm.eval(toks)
-        scores = np.asarray(llm.scores[: len(toks)], dtype=np.float64)
-        out = []
-        for j in range(max(len(p), 1), len(toks)):
-            row = scores[j - 1]
-            top = row.max()
-            out.append(float(row[toks[j]] - top - math.log(np.exp(row - top).sum())))
-        return out
+        first = max(len(p), 1)
+        rows = np.asarray(llm.scores[first - 1: len(toks) - 1], dtype=np.float64)  # logits before each token
+        top = rows.max(axis=1, keepdims=True)
+        log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+        return (rows[np.arange(len(rows)), toks[first:]] - log_z).tolist()
 
     def features(self, claim: str, passages: list[str]) -> tuple[float, float] | None:
         """(mean log P(claim | passages), mean PMI) per claim token; None for an empty claim."""

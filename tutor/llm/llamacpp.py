@@ -27,34 +27,41 @@ def _system_of(messages: Messages) -> str | None:
     return messages[0]["content"] if messages and messages[0].get("role") == "system" else None
 
 
+def load_llama(model: str, settings: "Settings", n_ctx: int, progress: Progress | None = None, **options):
+    """(path, llama_cpp.Llama) for a preset name or GGUF path: assembled and verified, probed in a
+    child process first (a native crash becomes a clear error), loaded with `options`. The
+    answering backend and the likelihood judge both load through here."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise LLMError("the llamacpp backend needs llama-cpp-python",
+                       "pip install 'llama-cpp-python==0.3.36'") from None
+    try:
+        path = resolve_gguf(model, settings.paths.home, progress)
+    except ModelError as e:
+        raise LLMError(str(e)) from None
+    if settings.llm.llama_probe:
+        from tutor.llm.probe import probe
+
+        # cached after the first time
+        probe(path, settings.paths.home, settings.llm.n_threads, progress=progress)
+    if progress:
+        progress(f"loading {path.name}…")
+    try:
+        return path, Llama(model_path=str(path), n_ctx=n_ctx, n_threads=settings.llm.n_threads or os.cpu_count(),
+                           verbose=False, **options)
+    except (ValueError, RuntimeError) as e:
+        raise LLMError(f"llama.cpp could not load {path}: {e}") from None
+
+
 class LlamaCppLLM(LLM):
     backend = "llamacpp"
 
     def __init__(self, settings: "Settings", progress: Progress | None = None) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise LLMError("the llamacpp backend needs llama-cpp-python",
-                           "pip install 'llama-cpp-python==0.3.36'") from None
         self.settings = settings
         self.model = settings.llm.model
-        try:
-            self.path = resolve_gguf(settings.llm.model, settings.paths.home, progress)
-        except ModelError as e:
-            raise LLMError(str(e)) from None
-        if settings.llm.llama_probe:
-            from tutor.llm.probe import probe
-
-            # cached after the first time
-            probe(self.path, settings.paths.home, settings.llm.n_threads, progress=progress)
-        if progress:
-            progress(f"loading {self.path.name}…")
-        try:
-            self._llm = Llama(model_path=str(self.path), n_ctx=settings.llm.n_ctx,
-                              n_threads=settings.llm.n_threads or os.cpu_count(),
-                              flash_attn=settings.llm.flash_attn, verbose=False)
-        except (ValueError, RuntimeError) as e:
-            raise LLMError(f"llama.cpp could not load {self.path}: {e}") from None
+        self.path, self._llm = load_llama(settings.llm.model, settings, settings.llm.n_ctx, progress,
+                                          flash_attn=settings.llm.flash_attn)
         self.context_window = self._llm.n_ctx()
         # a preset name says nothing about reasoning; the file name might
         self.reasoning = is_reasoning_model(self.model) or is_reasoning_model(self.path.name)
