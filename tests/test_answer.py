@@ -99,6 +99,26 @@ def test_finalize_redacts_every_canary_spelling_in_answer_and_reasoning(variant:
     assert not _leaks(a.text) and not _leaks(a.reasoning or "") and "60M" in a.text
 
 
+def test_an_answer_in_another_language_than_its_notes_shows_the_sentence_it_rests_on(embedder):
+    notes = ("协方差反映了两个随机变量的变化方向和程度。", "AlexNet 参数量: 60M，是 2012 年的模型。", "残差连接 y = F(x) + x，缓解梯度消失。")
+    hits, units, verdict = _units(*notes)
+    en = finalize("How do my notes explain covariance?", "Covariance shows how two random variables change together.",
+                  "", hits, units, verdict, _L(), {}, "en", embedder)
+    assert en.text.startswith("Covariance (协方差) shows") and f'"{notes[0]}" [1]' in en.text and notes[1] not in en.text
+    assert [c.n for c in en.citations] == [1]
+    # a figure is shown in the unit that holds it, whatever else the answer's words are near
+    fig = finalize("How many parameters did AlexNet have?", "The AlexNet model from 2012 had 60M parameters.", "",
+                   hits, units, verdict, _L(), {}, "en", embedder)
+    assert f'"{notes[1]}" [2]' in fig.text and notes[0] not in fig.text
+    # an answer in the notes' own language, or made without the embedder, is left as it is
+    zh = finalize("协方差说明什么？", "协方差反映了两个随机变量的变化方向和程度 [1]。", "", hits, units, verdict, _L(), {}, "zh",
+                  embedder)
+    assert "原文" not in zh.text and zh.text.count("协方差") == 1
+    bare = finalize("How do my notes explain covariance?", "Covariance shows how two random variables change together.",
+                    "", hits, units, verdict, _L(), {}, "en")
+    assert "In the source" not in bare.text
+
+
 def test_refusal_token_is_never_shown_even_inside_a_long_answer():
     hits, units, verdict = _units("AlexNet 参数量: 60M")
     long = "AlexNet 是 2012 年的卷积网络，参数量为 60M [1]。" + REFUSAL + " 其余部分资料没有提到。"

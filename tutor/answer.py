@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
+
 from .config import Settings
 from .evidence import Query, Selector, Verdict, approx_tokens, nested_under, unsupported_figures, unsupported_names
 from .glossary import gloss, language
@@ -24,9 +26,9 @@ from .errors import LLMError
 from .llm.base import LLM
 from .llm.params import GenParams, sampling
 from .llm.think import repair_late_close
-from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, REFUSAL, REFUSAL_TEXT, build_messages)
+from .prompts import (CANARY, DECLINE_NEARBY, EXTRACTIVE, ORIGINAL, REFUSAL, REFUSAL_TEXT, build_messages)
 from .text import (MARKER, PLACEHOLDER, clip, figure_values, figures, normalise, normalise_citations,
-                   STOPWORDS, is_cjk, parse_citations, program_line, split_sentences, terms)
+                   STOPWORDS, is_cjk, parse_citations, program_line, split_sentences, strip_citations, terms)
 from .records import Answer, Citation, Event, Evidence, Hit, SearchResult
 
 __all__ = ["Event", "Pending", "select_evidence", "prompt_for", "answer_stream", "answer_batch", "answer", "finalize", "clean_answer", "is_refusal", "attribute",
@@ -283,10 +285,11 @@ def answer_stream(question: str, search: SearchResult, get_llm: Callable[[], LLM
     timings["tokens"] = n_tokens
     timings["reasoning_tokens"] = n_thinking
     text, thinking = repair_late_close("".join(raw), "".join(reasoning))
-    yield Event("done", answer=finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang))
+    yield Event("done", answer=finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang,
+                                        embedder))
 
 
-def answer_batch(pending: list[Pending], llm: LLM, settings: Settings) -> list[Answer]:
+def answer_batch(pending: list[Pending], llm: LLM, settings: Settings, embedder=None) -> list[Answer]:
     """Answer many answerable `Pending`s with ONE `llm.generate_batch` call (in-process vLLM
     schedules them together on the GPU), each with its own prompt and sampling. Each answer's
     `generate` time is the whole batch's; `batch` says how many shared it."""
@@ -302,13 +305,14 @@ def answer_batch(pending: list[Pending], llm: LLM, settings: Settings) -> list[A
         timings.update(generate=gen_ms, tokens=out.tokens, batch=len(pending))
         timings["total"] = timings["retrieve"] + timings["select"] + gen_ms
         text, thinking = repair_late_close(out.text, out.reasoning)
-        answers.append(finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang))
+        answers.append(finalize(p.question, text, thinking, p.hits, p.units, p.verdict, llm, timings, p.lang, embedder))
     return answers
 
 
 def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: list[Evidence],
-             verdict: Verdict, llm: LLM, timings: dict, lang: str) -> Answer:
-    """Clean the reply, check each sentence against the evidence, cite, or fall back to quoting."""
+             verdict: Verdict, llm: LLM, timings: dict, lang: str, embedder=None) -> Answer:
+    """Clean the reply, check each sentence against the evidence, cite, or fall back to quoting;
+    a reply that translated its evidence shows the original sentence too."""
     text = clean_answer(text, question)
     thinking = redact(clean_answer(thinking)) or None
     evidence_text = "\n".join(u.prompt_text() for u in units)
@@ -329,10 +333,32 @@ def finalize(question: str, text: str, thinking: str, hits: list[Hit], units: li
     if not timings.get("extractive"):  # quotes carry their own source; "“3. 潜在空间插值…" is no sentence end
         per_source = ["\n".join(u.prompt_text() for u in units if u.n == i) for i in range(1, n_src + 1)]
         checked = attribute(checked, per_source)
+        checked = with_original(checked, question, units, embedder)
     valid, _ = parse_citations(checked, n_src)
     citations = [Citation(n, hits[n - 1].chunk) for n in valid]
     return Answer(question, checked, False, citations, hits, thinking, llm.model, llm.backend, timings,
                   grounded=bool(citations), invalid_citations=invalid, evidence=list(units))
+
+
+def with_original(text: str, question: str, units: list[Evidence], embedder) -> str:
+    """`text` and, when the unit nearest it in meaning is in another language (an English answer
+    from Chinese notes, a Chinese one from an English paper), that unit quoted and cited: a
+    translation loses the notes' own words, which the learner reads, searches and checks the
+    answer against. Nearest by the retrieval embedder, because across languages the words
+    themselves do not overlap; an answer that states a figure is shown the unit that holds it."""
+    pool = [u for u in units if quotable(u)]
+    stated = {f.value for f in new_figures(strip_citations(text), question)}
+    if stated:
+        pool = [u for u in pool if stated & figure_values(f"{u.context} {u.text}")]
+    if embedder is None or not pool:
+        return text
+    lang = language(strip_citations(text))
+    vectors = embedder.units([u.prompt_text() for u in pool])
+    best = pool[int(np.argmax(vectors @ embedder.queries([strip_citations(text)])[0]))]
+    if language(best.prompt_text()) == lang:
+        return text
+    quote = _quote_with_items(best, units, nested_under(units))
+    return text.rstrip() + ORIGINAL[lang].format(quote=quote, n=best.n)
 
 
 def new_figures(text: str, question: str) -> list:

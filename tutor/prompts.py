@@ -72,6 +72,8 @@ EXTRACTIVE = {
     "lead": {"zh": "资料中的原文：", "en": "The sources say: "},
     "quote": {"zh": "“{quote}” [{n}]", "en": "\"{quote}\" [{n}]"},
 }
+# after an answer in another language than its evidence: the sentence it rests on, as written
+ORIGINAL = {"zh": "\n原文：“{quote}” [{n}]", "en": "\nIn the source: \"{quote}\" [{n}]"}
 
 # the line a follow-up's answer sees under its standalone question (api.Tutor.ask_stream `context`)
 CONTEXT = {"zh": "（上一轮回答要点：{context}）", "en": "(Previous answer, in short: {context})"}

@@ -104,7 +104,7 @@ def make_batch_answer(judge: Judge) -> Callable:
         if not waiting:
             return
         try:
-            answers = answer_batch([p for _, _, p in waiting], tutor.llm, tutor.settings)
+            answers = answer_batch([p for _, _, p in waiting], tutor.llm, tutor.settings, tutor.embedder)
         except LLMError as e:
             for item, row, _ in waiting:
                 yield dict(row, judge=judge.name, error=f"answer: {e}", scores=_empty_scores(item))
