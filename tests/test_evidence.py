@@ -202,6 +202,21 @@ def test_a_list_item_under_another_subject_does_not_answer_for_the_heading():
     assert any("David Ha" in u.text for u in verdict.answering), verdict.answering
 
 
+def test_a_charts_axis_ticks_are_no_evidence():
+    """A PDF's text layer runs a chart's ticks into its legend: model names, a measure and figures
+    that state nothing ("Mixtral 8x7B 有多少激活参数" is not answered by it)."""
+    from tutor.evidence import candidates, chart_ticks
+    from tutor.records import Chunk, Hit
+
+    axis = ("0 20 40 60 80 100 Activated Parameters (Billions) 55 60 65 70 75 80Performance (MMLU) "
+            "DeepSeek-V2 Mixtral 8x7B LLaMA 2 70B")
+    assert chart_ticks(axis) and not chart_ticks("DeepSeek-V2 42.5 93.3 5.76 7.1 80.2")  # a table row stays
+    assert not chart_ticks("训练了 1 2 3 4 轮") and not chart_ticks("layers 2 2 2 2 2")
+    text = axis + "\n\nMixtral 8x7B has 47B total parameters."
+    hit = Hit(Chunk("c1", "p.pdf", "p.pdf", "t", "s", None, 0, len(text), text), 1.0, 1)
+    assert [u.text for u in candidates([hit])] == ["Mixtral 8x7B has 47B total parameters."]
+
+
 def test_a_who_question_is_answered_by_a_unit_that_names_a_person():
     """"谁提出了 GAN？" is not answered by the GAN line that only holds a year; the author line is."""
     from tutor.evidence import names_person

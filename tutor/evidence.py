@@ -79,6 +79,7 @@ _LABEL = re.compile(r"\s*(?:[-*+]\s+|\d{1,2}\.\s+)?\*\*[^*]+\*\*\s*[:：]?\s*")
 _MARKUP = re.compile(r"^\s*(?:</?[A-Za-z][\w-]*(?:\s[^>]*)?/?>?\s*)+$|^\s*[\w-]+\s*:\s*[^;]{1,60};\s*(?:[\"']?\s*/?>)?\s*$")
 _BOILERPLATE = re.compile(r"\s*(?:import \w|from \S+ import |#@|%\w|!pip )")
 _FRAGMENT = 40  # visible characters: a list item this short is a fragment of its parent item
+_NUMBER_RUN = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s+\d+(?:\.\d+)?){4,}(?![\w.])")
 _BARE_MARKER = re.compile(r"[\s\d.,、()（）\[\]*#>|:：=_~`-]*")  # "1.", "(2)", "---": no word, no formula
 # content words too generic to say what a question asks about
 _GENERIC = frozenset("模型 model models 方法 method 论文 paper 笔记 notes note 问题 介绍 作用 什么 主要 "
@@ -230,6 +231,18 @@ def name_in(name: str, text_norm: str) -> bool:
     return len(parts) > 1 and all(_norm_name(p) in text_norm for p in parts)
 
 
+def chart_ticks(text: str) -> bool:
+    """A run of five or more numbers in even steps ("0 20 40 60 80 100"): a chart's axis, which
+    a PDF's text layer runs into its legend ("…Activated Parameters (Billions) 55 60 65 70 …
+    Mixtral 8x7B"). It names models and a measure beside figures, yet states no fact."""
+    for m in _NUMBER_RUN.finditer(text):
+        vals = [float(x) for x in m.group(0).split()]
+        steps = {round(b - a, 6) for a, b in zip(vals, vals[1:])}
+        if len(steps) == 1 and steps != {0.0}:
+            return True
+    return False
+
+
 def candidates(hits: list[Hit]) -> list[Unit]:
     """Every unit of every hit, in hit order then document order (headings and table header rows
     are context, not candidates)."""
@@ -241,10 +254,11 @@ def candidates(hits: list[Hit]) -> list[Unit]:
             text = t[sp.start:sp.end]
             if sp.kind in ("heading", "header") or _BARE_MARKER.fullmatch(visible(text)) or \
                     _FIGURE.fullmatch(text) or _LABEL.fullmatch(text) or _MARKUP.match(text) or \
-                    (sp.kind == "code" and _BOILERPLATE.match(text)):
+                    (sp.kind == "code" and _BOILERPLATE.match(text)) or chart_ticks(text):
                 continue  # says nothing on its own: a list number ("1."), a rule, a bare ":label:`x`",
                 # a bold label ("**残差连接**:"), a figure the model cannot see ("![caption](img.svg)")
-                # page markup, or a program's imports and notebook directives ("#@tab pytorch")
+                # page markup, a program's imports and notebook directives ("#@tab pytorch"), or a
+                # chart's axis ticks
             ctx = t[sp.context[0]:sp.context[1]] if sp.context else ""
             if not ctx and sp.kind == "sentence" and len(visible(text)) <= _FRAGMENT:
                 # a short nested item ("- David Ha, Jürgen Schmidhuber") says whose it is only
