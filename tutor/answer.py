@@ -346,15 +346,16 @@ def with_original(text: str, question: str, units: list[Evidence], embedder) -> 
     translation loses the notes' own words, which the learner reads, searches and checks the
     answer against. Nearest by the retrieval embedder, because across languages the words
     themselves do not overlap; an answer that states a figure is shown the unit that holds it."""
+    body = strip_citations(text)
+    lang = language(body)
     pool = [u for u in units if quotable(u)]
-    stated = {f.value for f in new_figures(strip_citations(text), question)}
+    stated = {f.value for f in new_figures(body, question)}
     if stated:
         pool = [u for u in pool if stated & figure_values(f"{u.context} {u.text}")]
-    if embedder is None or not pool:
-        return text
-    lang = language(strip_citations(text))
+    if embedder is None or all(language(u.prompt_text()) == lang for u in pool):
+        return text  # nothing in another language to show: no embedding on the common path
     vectors = embedder.units([u.prompt_text() for u in pool])
-    best = pool[int(np.argmax(vectors @ embedder.queries([strip_citations(text)])[0]))]
+    best = pool[int(np.argmax(vectors @ embedder.queries([body])[0]))]
     if language(best.prompt_text()) == lang:
         return text
     quote = _quote_with_items(best, units, nested_under(units))
