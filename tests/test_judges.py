@@ -232,22 +232,57 @@ def test_likelihood_judge_finds_a_copied_claim_likelier_than_an_invented_one(
     scores above the same sentence with its figures and name swapped. Only llama.cpp in process
     gives the per-token log-probabilities it reads; another backend is a one-line error."""
     from tutor.errors import LLMError
-    from tutor.evaluation.likelihood import LikelihoodJudge
+    from tutor.evaluation.likelihood import FEATURES, LikelihoodJudge
 
     s = Settings().replace(judge_backend="llamacpp", judge_model="smollm2-135m", home=tmp_path_factory.mktemp("home"))
     j = make_judge(s, "likelihood")
     passage = "AlexNet won the ImageNet challenge in 2012 with a top-5 error of 15.3%, using two GPUs."
     copied = j.features("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 15.3%.", [passage])
     invented = j.features("LeNet won the CIFAR challenge in 1998 with a top-1 error of 42.7%.", [passage])
-    assert copied is not None and invented is not None
+    assert copied is not None and invented is not None and len(copied) == len(FEATURES)
     assert copied[0] > invented[0] and copied[1] > invented[1]  # likelier after the passage, and gaining more
     assert isinstance(j.supported("AlexNet used two GPUs.", [passage]), bool) and j.calls == 3
     assert j.features("[1]", [passage]) is None and j.describe()["name"] == "likelihood"
     # a figure no passage states is invented however likely it reads; scales agree (60M = 6000万)
     assert not j.supported("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 12.1%.", [passage])
-    assert j.calls == 3  # decided without the model
+    assert j.supported('The sources say: "AlexNet won the ImageNet challenge in 2012 with a top-5 error" [1]', [passage])
+    assert j.calls == 3  # both decided without the model
     from tutor.evaluation.likelihood import missing_figure
     assert not missing_figure("AlexNet 有 6000万 个参数。", ["AlexNet has 60M parameters."])
     assert not missing_figure("ResNet-152 的错误率是 3.57%。", ["ResNet-152: 3.57%"], "ResNet-152 的错误率？")
     with pytest.raises(LLMError, match="llamacpp"):
         LikelihoodJudge(Settings().replace(judge_backend="openai")).llm
+
+
+def test_a_statement_copied_from_the_passages_is_recognised_without_a_model() -> None:
+    """Quoted fallbacks ("原文：“…” [n]") read as unlikely text to a language model (the framing, the
+    ellipses), yet a copy is what the passages say. A copy must be long enough to assert something,
+    quote the passages piece by piece, keep their names, and say little beside the quote."""
+    from tutor.evaluation.likelihood import copied_statement
+
+    p = ["ImageNet Top-5 错误率:\nAlexNet (2012): 15.3%\nVGG-19  (2014):  7.3%\nResNet-152:      3.57% ⭐\n人类水平: ~5%",
+         "To predict a masked token without cheating, replace it with a special “&lt;mask&gt;” token "
+         "(see :numref:`sec_bert`), 80% of the time."]
+    assert copied_statement("资料中的原文：“ImageNet Top-5 错误率: … VGG-19 (2014): 7.3% … ResNet-152: 3.57% ⭐” [1]；", p)
+    assert copied_statement('The sources say: "replace it with a special <mask> token, 80% of the time." [2]', p)
+    assert copied_statement("To predict a masked token without cheating, replace it with a special <mask> token.", p)
+    assert not copied_statement("To predict a masked token without cheating, replace it with a special [CLS] token.", p)
+    assert not copied_statement("ImageNet Top-5 错误率: AlexNet (2012)", p)  # too short to assert anything
+    assert not copied_statement("To predict a masked token without cheating, replace it with a special <mask> token?", p)
+    assert not copied_statement('BERT proves that masking beats every other pre-training objective, because the notes say: '
+                                '"replace it with a special <mask> token" [2]', p)  # an assertion beside the quote
+    assert not copied_statement("To predict a masked token without cheating, replace it with a special <mask> token.", [])
+
+
+def test_likelihood_features_read_the_one_surprising_token_and_what_the_claim_adds() -> None:
+    import numpy as np
+
+    from tutor.evaluation.likelihood import FEATURES, features_of
+
+    cond, unc = np.array([-0.1, -6.0, -0.2]), np.array([-2.0, -3.0, -4.0])
+    f = features_of(cond, unc, "ResNet-152 does reach 3.57% [1]", ["ResNet-152: 3.57%"], "What does ResNet-152 reach?")
+    assert len(f) == len(FEATURES)
+    assert f[0] == pytest.approx(-6.3 / 3) and f[2] == -6.0 and f[3] == -3.0  # means and minima
+    assert f[4] == 1.0  # everything the claim adds to the question ("3.57%") is in the passages
+    restated = features_of(cond, unc, "What does ResNet-152 reach?", ["ResNet-152: 3.57%"], "What does ResNet-152 reach?")
+    assert restated[4] == 0.0 and restated[5] == 1.0  # adds nothing: no new term held, all asked

@@ -80,7 +80,10 @@ def _judge_md(j: dict) -> str:
                  + (f"; “unsupported” precision {fmt(a.get('unsupported_precision'))}, "
                     f"recall {fmt(a.get('unsupported_recall'))}" if "unsupported_recall" in a else "") + ".")
     h = j.get("agreement_heldout")
-    if h:
+    if j.get("cv_kappa") is not None:  # fitted on both label files: only its cross-validated figure is out of sample
+        lines.append(f"The judge was fitted on these labels and the held-out file; its cross-validated κ, "
+                     f"{fmt(j['cv_kappa'])}, is the figure to trust.")
+    elif h:
         hk = h.get("kappa")
         lines.append(f"On {h['n']} held-out labels the judge was never tuned on: accuracy {fmt(h['accuracy'])}, "
                      f"Cohen's κ {fmt(hk)} — the figure to trust"

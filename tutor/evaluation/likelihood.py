@@ -3,36 +3,42 @@
 A 0.5B model asked "is this claim supported? yes / no" answers no better than chance (κ −0.06 on
 the project's labels; 1.5B κ 0.12). The same model is a fair reader of likelihood: a claim the
 passages state is one it expects to read after them — log P(claim | passages) is high, and higher
-than log P(claim) without them — while an invented figure or a swapped name is a surprise. Two
-features, the claim tokens' mean log-probability after the passages and its mean gain over no
-passages (pointwise mutual information), go through a logistic model fitted on
-evals/datasets/judge_labels.jsonl (417 labels; 5-fold cross-validated κ 0.40) and measured on the
-held-out file it never saw (κ 0.47, where the `claims` rules reach 0.34). See JUDGE_LABELS.md.
-A figure the claim states that no passage holds makes it unsupported whatever its likelihood: the
-model finds an invented number next to real ones as likely as the real one.
+than log P(claim) without them — while an invented figure or a swapped name is a surprise. FEATURES
+(the claim tokens' mean and minimum log-probability after the passages and gain over no passages,
+and how much of what the claim adds to the question the passages hold) go through a logistic model
+that evals/fit_likelihood.py fits on both label files (615 labels; 5-fold cross-validated κ 0.53;
+see JUDGE_LABELS.md). Two checks come first, without the model: a figure the claim states that no
+passage holds makes it unsupported (the model finds an invented number next to real ones as likely
+as the real one), and a statement copied from the passages is supported (a quote's framing and
+ellipses read as unlikely text).
 
 It needs the model's per-token log-probabilities of a given text, which the in-process llama.cpp
-backend gives (`logits_all`); two forward passes per claim (~2.4 s with the 0.5B on 2 cores).
+backend gives (`logits_all`); two forward passes per claim (~2.2 s with the 0.5B on 2 cores).
 """
 from __future__ import annotations
 
+import html
 import math
+import re
 import threading
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tutor.text import figure_values, figures, strip_citations
+from tutor.text import figure_values, figures, names, normalise, strip_citations, terms, visible
 
 from .judges import Judge, focus
 
 if TYPE_CHECKING:
     from tutor.config import Settings
 
-# logistic model over (mean log P(claim | passages), mean PMI), fitted on judge_labels.jsonl with
+FEATURES = ("mean log P", "mean gain", "min log P", "min gain", "new terms held", "terms asked")
+# logistic model over FEATURES, fitted by evals/fit_likelihood.py on both project label files with
 # the 0.5B preset; supported when the log-odds ≥ 0
-COEF = (0.615, 0.295)
-INTERCEPT = 0.245
+COEF = (0.681, 0.03699, -0.09582, 0.2108, 1.381, 1.12)
+INTERCEPT = -0.6762
+CV_KAPPA = 0.53  # 5-fold cross-validated, repeated 5 times, on the 615 labels of both files
 _CTX_TOKENS = 1024
 _PASSAGE_CHARS, _TOTAL_CHARS = 400, 1200
 _FRAMES = {"zh": ("资料：\n", "\n\n根据资料：", "根据资料："),
@@ -73,7 +79,8 @@ class LikelihoodJudge(Judge):
     def describe(self) -> dict:
         s = self._settings
         return {"name": self.name, "kind": self.kind, "backend": s.judge.backend, "model": s.judge.model,
-                "mode": "likelihood", "calls": self.calls, "coef": list(COEF), "intercept": INTERCEPT}
+                "mode": "likelihood", "calls": self.calls, "coef": list(COEF), "intercept": INTERCEPT,
+                "cv_kappa": CV_KAPPA}
 
     def _logprobs(self, prefix: str, claim: str) -> list[float]:
         """log P of each claim token after `prefix` (the prefix cut from the left to fit)."""
@@ -90,8 +97,8 @@ class LikelihoodJudge(Judge):
         log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
         return (rows[np.arange(len(rows)), toks[first:]] - log_z).tolist()
 
-    def features(self, claim: str, passages: list[str]) -> tuple[float, float] | None:
-        """(mean log P(claim | passages), mean PMI) per claim token; None for an empty claim."""
+    def token_logprobs(self, claim: str, passages: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """log P of each claim token after the passages, and without them; None for an empty claim."""
         claim = strip_citations(claim).strip()
         if not claim:
             return None
@@ -105,19 +112,80 @@ class LikelihoodJudge(Judge):
             return None
         with self._lock:
             self.calls += 1
-        mean_c = sum(cond[:n]) / n
-        return mean_c, mean_c - sum(unc[:n]) / n
+        return np.asarray(cond[:n]), np.asarray(unc[:n])
 
-    def log_odds(self, claim: str, passages: list[str]) -> float:
-        f = self.features(claim, passages)
+    def features(self, claim: str, passages: list[str], question: str | None = None) -> tuple[float, ...] | None:
+        """FEATURES of the claim; None for an empty claim."""
+        lp = self.token_logprobs(claim, passages)
+        if lp is None:
+            return None
+        return features_of(*lp, claim, passages, question)
+
+    def log_odds(self, claim: str, passages: list[str], question: str | None = None) -> float:
+        f = self.features(claim, passages, question)
         if f is None:
             return -math.inf
-        return COEF[0] * f[0] + COEF[1] * f[1] + INTERCEPT
+        return float(np.dot(COEF, f)) + INTERCEPT
 
     def _judge(self, claim: str, passages: list[str], lang: str | None, question: str | None = None) -> bool:
         if missing_figure(claim, passages, question):
             return False  # a likely-sounding figure that no passage states is still invented
-        return self.log_odds(claim, passages) >= 0.0
+        if copied_statement(claim, passages):
+            return True  # the framing ("The sources say:", "原文：") and cut quotes read as unlikely text
+        return self.log_odds(claim, passages, question) >= 0.0
+
+
+def features_of(cond: np.ndarray, unc: np.ndarray, claim: str, passages: list[str],
+                question: str | None = None) -> tuple[float, ...]:
+    """FEATURES from the claim tokens' log-probabilities with (`cond`) and without (`unc`) the
+    passages. The means read fluency, the minima the one surprising token (a swapped name or
+    figure that the mean dilutes); the coverages are what the model cannot read: how many of the
+    terms the claim adds to the question the passages hold, and how much of it only restates the
+    question."""
+    gain = cond - unc
+    claim_terms = terms(strip_citations(claim))
+    asked = terms(question or "")
+    new = claim_terms - asked
+    held = terms("\n".join(passages))
+    return (float(cond.mean()), float(gain.mean()), float(cond.min()), float(gain.min()),
+            len(new & held) / len(new) if new else 0.0,
+            len(claim_terms & asked) / len(claim_terms) if claim_terms else 0.0)
+
+
+_QUOTED = re.compile(r"[“\"「]([^”\"」]+)[”\"」]")
+_ELLIPSIS = re.compile(r"…|\.\.\.")
+_COPY_CHARS, _COPY_FRAMING, _COPY_BLOCK, _COPY_COVER = 32, 24, 6, 0.9
+
+
+def _letters(text: str) -> str:
+    """Only the letters and digits a reader sees (markup, entities, punctuation and spaces gone)."""
+    return re.sub(r"[\W_]+", "", normalise(html.unescape(visible(text))))
+
+
+def copied_statement(claim: str, passages: list[str]) -> bool:
+    """The claim copies the passages: its quoted text (or, unquoted, all of it), cut at ellipses, is
+    found in them piece by piece with every name it types, is at least 32 letters long and is no
+    question; beside a quote only a short framing ("The sources say:", "原文：") may stand. Its
+    figures are checked first, by `missing_figure`. The thresholds were chosen on the label files
+    (see JUDGE_LABELS.md for what the rule takes and how often it is right)."""
+    text = strip_citations(claim).strip()
+    if not passages or re.search(r"[?？]\W*$", text):
+        return False
+    quotes = _QUOTED.findall(text)
+    if quotes and len(_letters(_QUOTED.sub("", text))) > _COPY_FRAMING:
+        return False  # the claim asserts something beside what it quotes
+    pieces = [_letters(x) for q in (quotes or [text]) for x in _ELLIPSIS.split(q)]
+    pieces = [x for x in pieces if x]
+    if sum(map(len, pieces)) < _COPY_CHARS:
+        return False
+    hay = _letters("\n".join(passages))
+    if any(_letters(n) not in hay for n in names(text)):
+        return False  # one swapped name in a copied sentence changes what it says
+    for piece in pieces:
+        blocks = SequenceMatcher(None, piece, hay, autojunk=False).get_matching_blocks()
+        if sum(b.size for b in blocks if b.size >= _COPY_BLOCK) < _COPY_COVER * len(piece):
+            return False
+    return True
 
 
 def missing_figure(claim: str, passages: list[str], question: str | None = None) -> bool:
