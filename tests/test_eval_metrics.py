@@ -310,6 +310,10 @@ def test_judge_agreement_in_report(run_rows, tmp_path: Path) -> None:
     rep = answer_report(items, rows, labels_path=labels)
     assert rep["judge"]["agreement_heldout"]["n"] == 1
     assert "On 1 held-out labels the judge was never tuned on" in answers_md(rep, items, rows)
+    # a judge fitted on both files (likelihood) names its cross-validated figure instead
+    rep["judge"]["cv_kappa"] = 0.53
+    md = answers_md(rep, items, rows)
+    assert "cross-validated κ, 0.530, is the figure to trust" in md and "never tuned on" not in md
 
 
 def test_plots_are_written(run_rows, tmp_path: Path) -> None:
