@@ -6,8 +6,8 @@ those into a verdict with COEF / INTERCEPT. This script is where those constants
     python evals/fit_likelihood.py                       # both label files, the 0.5B default
     python evals/fit_likelihood.py --labels a.jsonl --labels b.jsonl --folds 5 --repeats 5
 
-It reads every label's per-token log-probabilities once through the judge itself (cached in
-`--cache`, keyed by model, claim and passages, so a refit costs seconds), then reports agreement
+It reads every label's per-token log-probabilities through the judge itself (which caches them
+on disk, so a refit costs seconds once they are read), then reports agreement
 of models fitted on the other folds only — overall, on each labels file's own folds (the held-out
 file is the figure to compare with other judges), and the "unsupported" recall on the invented
 kinds — and last prints the constants fitted on all labels, to paste into likelihood.py.
@@ -16,8 +16,6 @@ Stratified folds keep each file's share of supported labels in every fold.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +24,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tutor import jsonl  # noqa: E402
 from tutor.config import Settings  # noqa: E402
 from tutor.evaluation.judges import load_labels  # noqa: E402
 from tutor.evaluation.likelihood import (FEATURES, LikelihoodJudge, copied_statement, features_of,  # noqa: E402
@@ -37,28 +34,15 @@ LABELS = [ROOT / "evals/datasets/judge_labels.jsonl", ROOT / "evals/datasets/jud
 INVENTED = {"invented_number", "swapped_entity", "absent_fact"}
 
 
-def _key(model: str, row: dict) -> str:
-    blob = json.dumps([model, row["claim"], [p for p in row["passages"] if p.strip()]], ensure_ascii=False)
-    return hashlib.sha1(blob.encode()).hexdigest()
-
-
-def logprobs(judge: LikelihoodJudge, model: str, rows: list[dict], cache: Path) -> dict[str, tuple | None]:
-    """Per-token log P(claim | passages) and log P(claim) for each label, through the judge."""
-    have = {r["key"]: r for r in jsonl.read(cache)} if cache.exists() else {}
+def logprobs(judge: LikelihoodJudge, rows: list[dict]) -> dict[str, tuple | None]:
+    """Per-token log P(claim | passages) and log P(claim) for each label, through the judge (which
+    keeps them in its on-disk cache, so a refit reads the model only for new labels)."""
     out = {}
     for i, row in enumerate(rows):
-        k = _key(model, row)
-        if k not in have:
-            ps = [p for p in row["passages"] if p.strip()]
-            lp = judge.token_logprobs(row["claim"], ps) if ps else None
-            have[k] = {"key": k, "cond": None if lp is None else lp[0].tolist(),
-                       "unc": None if lp is None else lp[1].tolist()}
-            with cache.open("a", encoding="utf-8") as f:
-                f.write(jsonl.dumps(have[k]) + "\n")
-            if i % 25 == 0:
-                print(f"  {i + 1}/{len(rows)} claims read", file=sys.stderr)
-        c = have[k]
-        out[row["id"]] = None if c["cond"] is None else (np.asarray(c["cond"]), np.asarray(c["unc"]))
+        ps = [p for p in row["passages"] if p.strip()]
+        out[row["id"]] = judge.token_logprobs(row["claim"], ps) if ps else None
+        if i % 50 == 0:
+            print(f"  {i + 1}/{len(rows)} claims read", file=sys.stderr)
     return out
 
 
@@ -95,7 +79,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", action="append", type=Path, help="labels file (repeatable); default: both project files")
     ap.add_argument("--model", default=None, help="judge model (default: the configured judge_model)")
-    ap.add_argument("--cache", type=Path, default=ROOT / "evals/runs/likelihood_logprobs.jsonl")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--l2", type=float, default=1.0)
@@ -109,8 +92,7 @@ def main() -> None:
         rows += got
         src += [i] * len(got)
     src = np.asarray(src)
-    a.cache.parent.mkdir(parents=True, exist_ok=True)
-    lp = logprobs(judge, settings.judge.model, rows, a.cache)
+    lp = logprobs(judge, rows)
     y = np.asarray([bool(r["supported"]) for r in rows])
     veto, copied, X, ok = [], [], [], []
     for r in rows:

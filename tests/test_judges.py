@@ -247,6 +247,10 @@ def test_likelihood_judge_finds_a_copied_claim_likelier_than_an_invented_one(
     assert not j.supported("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 12.1%.", [passage])
     assert j.supported('The sources say: "AlexNet won the ImageNet challenge in 2012 with a top-5 error" [1]', [passage])
     assert j.calls == 3  # both decided without the model
+    # what was read is kept on disk: another judge on the same model answers without loading it
+    again = make_judge(s, "likelihood")
+    assert again.features("AlexNet won the ImageNet challenge in 2012 with a top-5 error of 15.3%.", [passage]) == copied
+    assert again.calls == 0 and again._llm is None
     from tutor.evaluation.likelihood import missing_figure
     assert not missing_figure("AlexNet 有 6000万 个参数。", ["AlexNet has 60M parameters."])
     assert not missing_figure("ResNet-152 的错误率是 3.57%。", ["ResNet-152: 3.57%"], "ResNet-152 的错误率？")

@@ -17,15 +17,19 @@ backend gives (`logits_all`); two forward passes per claim (~2.2 s with the 0.5B
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import math
 import re
 import threading
 from difflib import SequenceMatcher
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tutor import jsonl
 from tutor.text import figure_values, figures, names, normalise, strip_citations, terms, visible
 
 from .judges import Judge, focus
@@ -56,6 +60,7 @@ class LikelihoodJudge(Judge):
         self._llm_lock = threading.Lock()
         self._eval_lock = threading.Lock()
         self.calls = 0
+        self._seen: dict[str, tuple[list[float], list[float]]] | None = None
 
     @property
     def llm(self):
@@ -97,6 +102,24 @@ class LikelihoodJudge(Judge):
         log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
         return (rows[np.arange(len(rows)), toks[first:]] - log_z).tolist()
 
+    def _cache_file(self) -> Path:
+        model = self._settings.judge.model
+        ident = [model]
+        if Path(model).is_file():  # a GGUF path: another file there is another model
+            st = Path(model).stat()
+            ident += [st.st_size, st.st_mtime_ns]
+        name = hashlib.sha1(json.dumps(ident).encode()).hexdigest()[:16]
+        return self._settings.paths.home / "judge" / f"likelihood-{name}.jsonl"
+
+    def _cached(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Token log-probabilities read before. They depend only on the model and the text, and every
+        answer report measures its judge on all the project's labels (~14 min on 2 cores the first time)."""
+        if self._seen is None:
+            f = self._cache_file()
+            rows = jsonl.read(f, skip_bad=True) if f.is_file() else []  # a cut last line is skipped
+            self._seen = {r["key"]: (r["cond"], r["unc"]) for r in rows if isinstance(r, dict) and "key" in r}
+        return self._seen
+
     def token_logprobs(self, claim: str, passages: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """log P of each claim token after the passages, and without them; None for an empty claim."""
         claim = strip_citations(claim).strip()
@@ -104,14 +127,24 @@ class LikelihoodJudge(Judge):
             return None
         ctx = "\n".join(focus(p, claim, _PASSAGE_CHARS) for p in passages)[:_TOTAL_CHARS]
         head, tail, bare = _FRAMES["zh" if any("\u4e00" <= ch <= "\u9fff" for ch in claim) else "en"]
+        key = hashlib.sha1(json.dumps([head + ctx + tail, bare, claim, _CTX_TOKENS], ensure_ascii=False).encode()).hexdigest()
         with self._eval_lock:  # one llama.cpp context: the two passes of a claim run alone
-            cond = self._logprobs(head + ctx + tail, claim)
-            unc = self._logprobs(bare, claim)
+            seen = self._cached()
+            if key in seen:
+                cond, unc = seen[key]
+            else:
+                cond = self._logprobs(head + ctx + tail, claim)
+                unc = self._logprobs(bare, claim)
+                seen[key] = (cond, unc)
+                f = self._cache_file()
+                f.parent.mkdir(parents=True, exist_ok=True)
+                with f.open("a", encoding="utf-8") as out:
+                    out.write(jsonl.dumps({"key": key, "cond": cond, "unc": unc}) + "\n")
+                with self._lock:
+                    self.calls += 1
         n = min(len(cond), len(unc))
         if n == 0:
             return None
-        with self._lock:
-            self.calls += 1
         return np.asarray(cond[:n]), np.asarray(unc[:n])
 
     def features(self, claim: str, passages: list[str], question: str | None = None) -> tuple[float, ...] | None:
