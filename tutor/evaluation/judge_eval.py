@@ -220,6 +220,9 @@ def agreement_md(out: dict) -> str:
                         out["tp"], out["fp"], out["fn"], out["tn"], out.get("ms_per_claim")]]),
              "\n(positive = supported; P / R of “unsupported”: of the claims it rejected, how many the labels "
              "reject; of the claims the labels reject, how many it caught.)"]
+    if j.get("cv_kappa") is not None:
+        parts.append(f"\nIts model was fitted on the project's two label files (cross-validated κ {fmt(j['cv_kappa'])}): "
+                     "on those files the agreement above is in-sample.")
     if j.get("fallback"):
         parts.append(f"\n**No log-probabilities** ({j['fallback']}): verdicts were read from the reply text.")
     for title, key, col in (("By language", "by_lang", "lang"), ("By kind", "by_kind", "kind")):
