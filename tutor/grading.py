@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from .text import figures, normalise, terms
+from .text import compact, figures, normalise, terms
 
 CORRECT, PARTIAL, WRONG = "correct", "partial", "wrong"
 FULL_COVERAGE = 0.6  # share of key points an explanation must cover to be correct
@@ -131,10 +131,6 @@ def grade_figure(key: str, answer: str) -> tuple[str, float, str]:
 
 # ---- terms ---------------------------------------------------------------------------------------
 
-def _clean(text: str) -> str:
-    return re.sub(r"[\W_]+", "", normalise(text))
-
-
 def aliases(key: str, source: str = "") -> set[str]:
     """The key's other names: glossary pairs, and "中文（English, ABBR）" written around it in the
     source passage or anywhere in the note it came from."""
@@ -151,9 +147,9 @@ def aliases(key: str, source: str = "") -> set[str]:
     for m in re.finditer(r"([\u3400-\u9fff]{2,12}|[A-Za-z][\w\- ]{1,40})\s*[（(]([^（）()]{1,60})[）)]", source):
         zh, inner = m.group(1), m.group(2)
         names = [x.strip() for x in re.split(r"[,，/、;；]", inner)
-                 if len(_clean(x)) >= 2 and not _clean(x).isdigit()]
+                 if len(compact(x)) >= 2 and not compact(x).isdigit()]
         group = {zh.strip(), *names}
-        if any(_clean(g) == _clean(key) for g in group):
+        if any(compact(g) == compact(key) for g in group):
             out |= group
     return out
 
@@ -166,11 +162,11 @@ def _typo_match(a: str, b: str) -> bool:
 
 
 def grade_term(key: str, answer: str, source: str = "", extra: list[str] | tuple[str, ...] = ()) -> tuple[str, float, str]:
-    ans = _clean(answer)
+    ans = compact(answer)
     if not ans:
         return WRONG, 0.0, "empty answer"
     for name in sorted(aliases(key, source) | set(extra), key=len, reverse=True):
-        n = _clean(name)
+        n = compact(name)
         if not n:
             continue
         if n == ans or (n in ans and len(ans) <= len(n) + 6):
@@ -181,9 +177,9 @@ def grade_term(key: str, answer: str, source: str = "", extra: list[str] | tuple
         if n in ans:
             return CORRECT, 0.9, "term in a longer answer"
     # a Chinese phrase as key (a table cell: "生成逼真样本"): the same words, glue words aside
-    plain_key = re.sub(r"[的了地之]", "", _clean(key))
+    plain_key = re.sub(r"[的了地之]", "", compact(key))
     if len(plain_key) >= 4 and re.search(r"[\u3400-\u9fff]", plain_key):
-        kb, ab = terms(plain_key), terms(re.sub(r"[的了地之]", "", _clean(answer)))
+        kb, ab = terms(plain_key), terms(re.sub(r"[的了地之]", "", compact(answer)))
         share = len(kb & ab) / len(kb) if kb else 0.0
         if share >= 0.75 and len(ans) <= 2 * len(plain_key) + 4:
             return CORRECT, 0.9, "same words"

@@ -455,6 +455,12 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
 
 
+def compact(text: str) -> str:
+    """Only the letters and digits of `normalise(text)`: texts that differ in punctuation, markup
+    and spacing compare equal."""
+    return re.sub(r"[\W_]+", "", normalise(text))
+
+
 # ---- display -------------------------------------------------------------------------------------
 
 # what a reader of the rendered page never sees: d2l/Sphinx roles (":label:`fig_x`", ":numref:`x`",

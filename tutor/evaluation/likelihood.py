@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tutor import jsonl
-from tutor.text import figure_values, figures, names, normalise, strip_citations, terms, visible
+from tutor.text import compact, figure_values, figures, names, strip_citations, terms, visible
 
 from .judges import Judge, focus
 
@@ -61,6 +61,7 @@ class LikelihoodJudge(Judge):
         self._eval_lock = threading.Lock()
         self.calls = 0
         self._seen: dict[str, tuple[list[float], list[float]]] | None = None
+        self._cache_path: Path | None = None
 
     @property
     def llm(self):
@@ -103,13 +104,16 @@ class LikelihoodJudge(Judge):
         return (rows[np.arange(len(rows)), toks[first:]] - log_z).tolist()
 
     def _cache_file(self) -> Path:
+        if self._cache_path is not None:
+            return self._cache_path
         model = self._settings.judge.model
         ident = [model]
         if Path(model).is_file():  # a GGUF path: another file there is another model
             st = Path(model).stat()
             ident += [st.st_size, st.st_mtime_ns]
         name = hashlib.sha1(json.dumps(ident).encode()).hexdigest()[:16]
-        return self._settings.paths.home / "judge" / f"likelihood-{name}.jsonl"
+        self._cache_path = self._settings.paths.home / "judge" / f"likelihood-{name}.jsonl"
+        return self._cache_path
 
     def _cached(self) -> dict[str, tuple[list[float], list[float]]]:
         """Token log-probabilities read before. They depend only on the model and the text, and every
@@ -127,7 +131,8 @@ class LikelihoodJudge(Judge):
             return None
         ctx = "\n".join(focus(p, claim, _PASSAGE_CHARS) for p in passages)[:_TOTAL_CHARS]
         head, tail, bare = _FRAMES["zh" if any("\u4e00" <= ch <= "\u9fff" for ch in claim) else "en"]
-        key = hashlib.sha1(json.dumps([head + ctx + tail, bare, claim, _CTX_TOKENS], ensure_ascii=False).encode()).hexdigest()
+        blob = json.dumps([head + ctx + tail, bare, claim, _CTX_TOKENS], ensure_ascii=False)
+        key = hashlib.sha1(blob.encode()).hexdigest()
         with self._eval_lock:  # one llama.cpp context: the two passes of a claim run alone
             seen = self._cached()
             if key in seen:
@@ -192,7 +197,7 @@ _COPY_CHARS, _COPY_FRAMING, _COPY_BLOCK, _COPY_COVER = 32, 24, 6, 0.9
 
 def _letters(text: str) -> str:
     """Only the letters and digits a reader sees (markup, entities, punctuation and spaces gone)."""
-    return re.sub(r"[\W_]+", "", normalise(html.unescape(visible(text))))
+    return compact(html.unescape(visible(text)))
 
 
 def copied_statement(claim: str, passages: list[str]) -> bool:
